@@ -1,0 +1,8 @@
+"""seqrec: sequence-aware (next-item) recommendation."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("seqrec")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0"

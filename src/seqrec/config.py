@@ -1,0 +1,181 @@
+"""Run settings as frozen dataclasses, named presets, and merging of TOML files and flags.
+
+Settings flow down: `RunConfig` is resolved once (preset -> TOML file -> flags) and each
+component receives only its own part (`TrainConfig` to `fit`, model params to the model).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from seqrec.errors import ConfigError
+from seqrec.models import model_config
+
+LOSS_NAMES = ("bpr", "hinge", "bce")
+PROTOCOL_NAMES = ("d2l", "d2l-fixed")
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "ml-100k"            # a known public dataset (see seqrec.datasets)
+    data_dir: str | None = None         # local copy; else $SEQREC_DATA_DIR, else the download cache
+    verify_checksum: bool = True        # refuse a copy whose u.data is not the published file
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    loss: str = "bpr"                   # bpr | hinge | bce
+    lr: float = 1e-3
+    weight_decay: float = 0.0           # L2 penalty added to the gradient (Adam's weight_decay)
+    batch_size: int = 512
+    epochs: int = 10
+    T: int = 1                          # targets per training window
+    num_negatives: int = 1              # sampled negatives per window, redrawn every epoch
+    device: str = "auto"                # auto (GPU when present) | cpu | cuda | cuda:N
+    eval_every: int = 0                 # evaluate every N epochs (0: only after training)
+
+    def __post_init__(self) -> None:
+        _require(self.loss in LOSS_NAMES, f"train.loss must be one of {', '.join(LOSS_NAMES)}, got {self.loss!r}")
+        _require(self.lr > 0, f"train.lr must be > 0, got {self.lr}")
+        _require(self.weight_decay >= 0, f"train.weight_decay must be >= 0, got {self.weight_decay}")
+        _require(self.batch_size >= 1, f"train.batch_size must be >= 1, got {self.batch_size}")
+        _require(self.epochs >= 0, f"train.epochs must be >= 0, got {self.epochs}")
+        _require(self.T >= 1, f"train.T must be >= 1, got {self.T}")
+        _require(self.num_negatives >= 1, f"train.num_negatives must be >= 1, got {self.num_negatives}")
+        _require(self.eval_every >= 0, f"train.eval_every must be >= 0, got {self.eval_every}")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    protocols: tuple[str, ...] = PROTOCOL_NAMES
+    ks: tuple[int, ...] = (10, 50)      # cut-offs for hr@k / hit@k; ndcg is reported at the smallest
+    batch_size: int = 1024              # users scored per step
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "protocols", tuple(self.protocols))
+        object.__setattr__(self, "ks", tuple(sorted(self.ks)))
+        unknown = [p for p in self.protocols if p not in PROTOCOL_NAMES]
+        _require(not unknown, f"unknown protocol {unknown[0] if unknown else ''!r}; known: {', '.join(PROTOCOL_NAMES)}")
+        _require(bool(self.protocols), "eval.protocols must name at least one protocol")
+        _require(bool(self.ks) and all(k >= 1 for k in self.ks), f"eval.ks must be positive, got {self.ks}")
+        _require(self.batch_size >= 1, f"eval.batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: str = "caser"
+    model_params: Mapping[str, Any] = field(default_factory=dict)
+    seed: int = 0                       # the one seed: initialisation, dropout, shuffling, negatives
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["model_params"] = dict(self.model_params)
+        out["eval"] = {k: list(v) if isinstance(v, tuple) else v for k, v in out["eval"].items()}
+        return out
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The book's experiment (D2L 17.7): k=10, L=5, 16/4 filters, dropout 0.05, BPR, Adam 0.04.
+    "d2l": {
+        "model": "caser",
+        "model_params": {"embedding_dim": 10, "L": 5, "num_h_filters": 16, "num_v_filters": 4, "dropout": 0.05},
+        "train": {"loss": "bpr", "lr": 0.04, "weight_decay": 1e-5, "batch_size": 4096, "epochs": 8, "T": 1,
+                  "num_negatives": 1},
+        "eval": {"protocols": ["d2l", "d2l-fixed"], "ks": [10, 50]},
+    },
+}
+
+_SECTIONS = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
+_TOP_LEVEL = {"model", "model_params", "seed"}
+
+
+def _merge(base: dict[str, Any], update: Mapping[str, Any], where: str) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if key in _SECTIONS or key == "model_params":
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{where}: [{key}] must be a table, got {value!r}")
+            out[key] = {**out.get(key, {}), **value}
+        elif key in _TOP_LEVEL:
+            out[key] = value
+        else:
+            raise ConfigError(f"{where}: unknown setting {key!r}; known: {', '.join(sorted(_TOP_LEVEL | set(_SECTIONS)))}")
+    return out
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """'train.lr=0.01' -> ('train.lr', 0.01); the value is read as TOML, else kept as a string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects KEY=VALUE (e.g. train.lr=0.01), got {text!r}")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+def _nest(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        head, _, tail = dotted.partition(".")
+        if tail:
+            nested.setdefault(head, {})[tail] = value
+        else:
+            nested[head] = value
+    return nested
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: invalid TOML: {err}") from None
+
+
+def build_run_config(raw: Mapping[str, Any], where: str = "config") -> RunConfig:
+    """Turn a nested mapping into a validated RunConfig; unknown keys are errors, not defaults."""
+    sections = {}
+    for name, cls in _SECTIONS.items():
+        try:
+            sections[name] = cls(**raw.get(name, {}))
+        except TypeError as err:
+            known = ", ".join(f.name for f in dataclasses.fields(cls))
+            raise ConfigError(f"{where}: bad [{name}] setting ({err}); known: {known}") from None
+    seed = raw.get("seed", 0)
+    if not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"{where}: seed must be a non-negative integer, got {seed!r}")
+    model, model_params = str(raw.get("model", "caser")), dict(raw.get("model_params", {}))
+    model_config(model, model_params)                  # validate the model's settings now, not after loading data
+    return RunConfig(model=model, model_params=model_params, seed=seed, **sections)
+
+
+def resolve_run_config(preset: str | None = None, config_file: Path | None = None,
+                       overrides: Mapping[str, Any] | None = None) -> RunConfig:
+    """Preset, then TOML file, then flags ('train.lr' -> value; None values are ignored)."""
+    raw: dict[str, Any] = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown preset {preset!r}; known: {', '.join(sorted(PRESETS))}")
+        raw = _merge(raw, PRESETS[preset], f"preset {preset}")
+    if config_file is not None:
+        raw = _merge(raw, load_toml(config_file), str(config_file))
+    raw = _merge(raw, _nest(overrides or {}), "flags")
+    return build_run_config(raw)

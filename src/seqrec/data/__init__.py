@@ -1,0 +1,1 @@
+"""Data pipeline: readers -> Interactions + IdMaps -> split -> windows -> batches with negatives."""

@@ -1,0 +1,65 @@
+"""Interactions: an event log as dense index arrays, with the maps back to external ids.
+
+Index 0 is reserved: item 0 is padding, user 0 is "unknown". Real entities are 1..n.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class IdMap:
+    """External ids <-> dense indices 1..n, in sorted order of the external ids."""
+
+    external: np.ndarray                # (n,) sorted unique external ids; index i+1 <-> external[i]
+
+    @classmethod
+    def fit(cls, values: np.ndarray) -> tuple["IdMap", np.ndarray]:
+        """Map `values` to dense indices; returns the map and the indices (same shape, >= 1)."""
+        external, inverse = np.unique(values, return_inverse=True)
+        return cls(external), inverse.astype(np.int64) + 1
+
+    def __len__(self) -> int:
+        return len(self.external)
+
+    def to_index(self, values: np.ndarray) -> np.ndarray:
+        """Dense indices of external ids; 0 for ids the map does not know."""
+        values = np.asarray(values, dtype=self.external.dtype)
+        pos = np.searchsorted(self.external, values).clip(max=max(len(self.external) - 1, 0))
+        known = len(self.external) > 0 and self.external[pos] == values
+        return np.where(known, pos + 1, 0).astype(np.int64)
+
+    def to_external(self, indices: np.ndarray) -> np.ndarray:
+        return self.external[np.asarray(indices) - 1]
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """One row per event. users, items: (N,) int64 dense indices; times: (N,) int64."""
+
+    users: np.ndarray
+    items: np.ndarray
+    times: np.ndarray
+    user_map: IdMap
+    item_map: IdMap
+    item_titles: np.ndarray | None = None  # (num_items + 1,) str, index 0 empty
+    checksum: str = ""                     # sha256 of the source file, for provenance
+
+    @property
+    def num_users(self) -> int:
+        return len(self.user_map)
+
+    @property
+    def num_items(self) -> int:
+        return len(self.item_map)
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def take(self, rows: np.ndarray) -> "Interactions":
+        """The same log restricted to (and ordered by) `rows`; id maps are kept."""
+        return Interactions(self.users[rows], self.items[rows], self.times[rows], self.user_map, self.item_map,
+                            self.item_titles, self.checksum)

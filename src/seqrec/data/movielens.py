@@ -1,0 +1,76 @@
+"""Readers for the MovieLens-100K files: `u.data` (ratings) and `u.item` (titles, latin-1)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from seqrec.data.interactions import IdMap, Interactions
+from seqrec.datasets import ITEMS_FILE, ML100K_RATINGS_SHA256, RATINGS_FILE, file_digest
+from seqrec.errors import DataError
+
+RATING_COLUMNS = ("user", "item", "rating", "timestamp")
+
+
+def read_delimited_integers(path: Path, separator: str, columns: tuple[str, ...]) -> pl.DataFrame:
+    """A strict reader for headerless integer tables: every line must have len(columns) integer fields.
+
+    Raises DataError naming the file, 1-based line, column and offending value.
+    """
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[: err.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not valid text (byte {err.object[err.start]:#04x})") from None
+    lines = pl.Series("line", text.split("\n"))
+    if len(lines) and lines[-1] == "":
+        lines = lines[:-1]
+    if len(lines) == 0:
+        raise DataError(f"{path}: file is empty")
+    fields = lines.str.split(separator)
+    counts = fields.list.len().to_numpy()
+    if (bad := np.flatnonzero(counts != len(columns))).size:
+        line = int(bad[0])
+        raise DataError(f"{path}:{line + 1}: expected {len(columns)} fields ({', '.join(columns)}) separated by "
+                        f"{separator!r}, found {counts[line]}: {lines[line]!r} (file truncated or corrupt?)")
+    frame = pl.DataFrame({name: fields.list.get(i) for i, name in enumerate(columns)})
+    parsed = frame.select(pl.col(name).str.strip_chars().str.to_integer(strict=False) for name in columns)
+    for name in columns:
+        if (bad := np.flatnonzero(parsed[name].is_null().to_numpy())).size:
+            line = int(bad[0])
+            raise DataError(f"{path}:{line + 1}: column {columns.index(name) + 1} ({name}) is not an integer: "
+                            f"{frame[name][line]!r}")
+    return parsed
+
+
+def read_titles(path: Path, item_map: IdMap) -> np.ndarray | None:
+    """Titles aligned with item indices ((num_items + 1,), index 0 empty); None when the file is absent."""
+    if not path.is_file():
+        return None
+    lines = pl.Series(path.read_bytes().decode("latin-1").splitlines())
+    fields = lines.filter(lines != "").str.split("|")
+    ids = fields.list.get(0).str.to_integer(strict=False).to_numpy()
+    titles = np.full(len(item_map) + 1, "", dtype=object)
+    known = ~np.isnan(ids.astype(float))
+    index = item_map.to_index(ids[known].astype(np.int64))
+    titles[index[index > 0]] = fields.list.get(1, null_on_oob=True).to_numpy()[known][index > 0]
+    titles[0] = ""
+    return titles
+
+
+def load_ml100k(folder: Path, verify_checksum: bool = True) -> Interactions:
+    """MovieLens-100K as Interactions in file order (ratings become implicit events)."""
+    path = folder / RATINGS_FILE
+    table = read_delimited_integers(path, "\t", RATING_COLUMNS)
+    checksum = file_digest(path)
+    if verify_checksum and checksum != ML100K_RATINGS_SHA256:
+        raise DataError(f"{path}: checksum mismatch (sha256 {checksum}, expected {ML100K_RATINGS_SHA256}); the "
+                        "file is not the published MovieLens-100K (set data.verify_checksum=false to use it anyway)")
+    user_map, users = IdMap.fit(table["user"].to_numpy())
+    item_map, items = IdMap.fit(table["item"].to_numpy())
+    return Interactions(users, items, table["timestamp"].to_numpy().astype(np.int64), user_map, item_map,
+                        read_titles(folder / ITEMS_FILE, item_map), checksum)

@@ -1,0 +1,37 @@
+"""Seeded, vectorised negative sampling: uniform over the items a user has not interacted with."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from seqrec.data.sequences import Sequences
+from seqrec.errors import SeqrecError
+
+
+class NegativeSampler:
+    """Draws items uniformly from 1..num_items, excluding each user's `seen` items (exactly, by rejection)."""
+
+    def __init__(self, seen: Sequences, num_items: int) -> None:
+        self.num_items = num_items
+        self._stride = num_items + 1
+        users = np.repeat(seen.users, seen.lengths)
+        self._keys = np.unique(users * self._stride + seen.items)     # sorted (user, item) pairs
+        per_user = np.bincount(users, minlength=int(users.max(initial=0)) + 1)
+        full = np.flatnonzero(per_user >= num_items)
+        if full.size:
+            raise SeqrecError(f"user index {full[0]} has interacted with every item; no negative can be sampled")
+
+    def is_seen(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        keys = users * self._stride + items
+        pos = np.searchsorted(self._keys, keys).clip(max=max(len(self._keys) - 1, 0))
+        return (len(self._keys) > 0) & (self._keys[pos] == keys)
+
+    def sample(self, users: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        """(len(users), n) negatives; rejected draws are redrawn until none is a seen item."""
+        users = np.repeat(users[:, None], n, axis=1)
+        out = rng.integers(1, self.num_items + 1, size=users.shape)
+        redo = self.is_seen(users, out)
+        while redo.any():
+            out[redo] = rng.integers(1, self.num_items + 1, size=int(redo.sum()))
+            redo[redo] = self.is_seen(users[redo], out[redo])
+        return out

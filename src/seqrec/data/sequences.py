@@ -1,0 +1,77 @@
+"""Per-user item sequences in CSR form, training windows and model inputs, all vectorised."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Sequences:
+    """Item sequences of several users, in time order, concatenated.
+
+    users: (U,) user indices; indptr: (U + 1,) offsets; items: (indptr[-1],) item indices.
+    Sequence u is items[indptr[u]:indptr[u + 1]].
+    """
+
+    users: np.ndarray
+    indptr: np.ndarray
+    items: np.ndarray
+
+    @classmethod
+    def from_sorted(cls, users: np.ndarray, items: np.ndarray) -> "Sequences":
+        """Group rows already sorted by user (then time) into sequences."""
+        starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]]) if len(users) else np.zeros(0, np.int64)
+        indptr = np.r_[starts, len(users)].astype(np.int64)
+        return cls(users[starts].astype(np.int64), indptr, items.astype(np.int64))
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    def row_of_each_item(self) -> np.ndarray:
+        """(nnz,) the sequence number each item belongs to."""
+        return np.repeat(np.arange(len(self)), self.lengths)
+
+    def last(self, L: int) -> np.ndarray:
+        """(U, L) the last L items of each sequence, left-padded with 0."""
+        return _gather_ending_at(self.items, self.indptr[1:] - 1, self.indptr[:-1], L)
+
+
+def _gather_ending_at(items: np.ndarray, ends: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
+    """(len(ends), width): items[end - width + 1 .. end] per row, 0 where the index falls before `starts`."""
+    index = ends[:, None] - np.arange(width - 1, -1, -1)[None, :]        # (W, width)
+    valid = index >= starts[:, None]
+    return np.where(valid, items[np.where(valid, index, 0)] if len(items) else 0, 0).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Training examples: users (W,), inputs (W, L) of previous items, targets (W, T) of next items."""
+
+    users: np.ndarray
+    inputs: np.ndarray
+    targets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+
+def make_windows(seqs: Sequences, L: int, T: int = 1) -> Windows:
+    """Every contiguous run of L + T items of each sequence (stride 1): L inputs, then T targets.
+
+    A sequence with n items yields n - L - T + 1 windows; one with T + 1 <= n < L + T yields one
+    window whose inputs are left-padded with 0; one with n <= T yields none.
+    """
+    width, lengths = L + T, seqs.lengths
+    counts = np.where(lengths >= width, lengths - width + 1, (lengths > T).astype(np.int64))
+    seq_of_window = np.repeat(np.arange(len(seqs)), counts)
+    first_end = seqs.indptr[:-1] + np.minimum(lengths, width) - 1        # end of each sequence's first window
+    offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    ends = first_end[seq_of_window] + offset
+    window = _gather_ending_at(seqs.items, ends, seqs.indptr[:-1][seq_of_window], width)
+    return Windows(seqs.users[seq_of_window], window[:, :L], window[:, L:])

@@ -1,0 +1,1 @@
+"""Ranking evaluation: metrics are functions of ranks; protocols decide candidates and targets."""

@@ -1,0 +1,118 @@
+"""Caser (Tang & Wang, WSDM 2018) as in D2L 17.7: convolutions over the last L item embeddings.
+
+    E = [q_{t-L}, ..., q_{t-1}]                       (L, k)  embeddings of the last L items
+    o  = maxpool_t(phi_h(conv_h(E)))                  (n_h * L,) one max per filter and height h = 1..L
+    o' = phi_v(conv_v(E))                             (n_v * k,) weighted sums over the L rows
+    z  = phi_fc(W [o, o'] + b)                        (k,)       short-term intent (dropout on [o, o'])
+    y_i = v_i . [z, p_u] + b'_i                                   with long-term user embedding p_u
+
+Each part can be switched off: horizontal (num_h_filters=0), vertical (num_v_filters=0), user
+embedding (use_user=False). With no convolution the state is p_u alone; without the user it is z.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from seqrec.errors import ConfigError
+
+ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "identity": lambda x: x}
+
+
+@dataclass(frozen=True)
+class CaserConfig:
+    L: int = 5                    # window length
+    embedding_dim: int = 50       # paper: d; D2L: k (num_factors)
+    num_h_filters: int = 16       # horizontal filters per height h = 1..L (D2L: d; caser_pytorch: nh)
+    num_v_filters: int = 4        # vertical filters (D2L: d_prime; caser_pytorch: nv)
+    dropout: float = 0.5          # before the fully connected layer (D2L: 0.05)
+    use_user: bool = True         # long-term user embedding p_u
+    h_activation: str = "relu"    # on horizontal convolutions
+    v_activation: str = "identity"  # on the vertical convolution
+    fc_activation: str = "relu"   # on the fully connected layer
+    init_std: float = 0.01        # Normal(0, init_std) for weights and embeddings; layer biases start at 0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.L >= 1, f"model L must be >= 1, got {self.L}"),
+            (self.embedding_dim >= 1, f"model embedding_dim must be >= 1, got {self.embedding_dim}"),
+            (self.num_h_filters >= 0, f"model num_h_filters must be >= 0, got {self.num_h_filters}"),
+            (self.num_v_filters >= 0, f"model num_v_filters must be >= 0, got {self.num_v_filters}"),
+            (0 <= self.dropout < 1, f"model dropout must be in [0, 1), got {self.dropout}"),
+            (self.init_std > 0, f"model init_std must be > 0, got {self.init_std}"),
+            (self.use_user or self.num_h_filters or self.num_v_filters,
+             "Caser needs at least one of: horizontal filters, vertical filters, the user embedding"),
+        ]
+        for name in ("h_activation", "v_activation", "fc_activation"):
+            value = getattr(self, name)
+            checks.append((value in ACTIVATIONS, f"model {name} must be one of {', '.join(ACTIVATIONS)}, got {value!r}"))
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+    @property
+    def uses_sequence(self) -> bool:
+        return bool(self.num_h_filters or self.num_v_filters)
+
+
+class Caser(nn.Module):
+    def __init__(self, config: CaserConfig, num_users: int, num_items: int) -> None:
+        super().__init__()
+        self.config, k, L = config, config.embedding_dim, config.L
+        self.item_emb = nn.Embedding(num_items + 1, k, padding_idx=0)
+        self.user_emb = nn.Embedding(num_users + 1, k, padding_idx=0) if config.use_user else None
+        self.conv_v = nn.Conv2d(1, config.num_v_filters, (L, 1)) if config.num_v_filters else None
+        self.conv_h = nn.ModuleList(nn.Conv2d(1, config.num_h_filters, (h, k)) for h in range(1, L + 1)
+                                    if config.num_h_filters)
+        fc_in = config.num_v_filters * k + config.num_h_filters * L
+        self.fc = nn.Linear(fc_in, k) if config.uses_sequence else None
+        self.dropout = nn.Dropout(config.dropout)
+        state_dim = k * (int(config.uses_sequence) + int(config.use_user))
+        self.out_emb = nn.Embedding(num_items + 1, state_dim, padding_idx=0)
+        self.out_bias = nn.Embedding(num_items + 1, 1, padding_idx=0)
+        self.phi_h, self.phi_v, self.phi_fc = (ACTIVATIONS[a] for a in
+                                               (config.h_activation, config.v_activation, config.fc_activation))
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        for name, param in self.named_parameters():
+            if name.endswith(".bias"):
+                param.zero_()
+            else:
+                param.normal_(0.0, self.config.init_std)
+        for module in self.modules():
+            if isinstance(module, nn.Embedding):
+                module.weight[module.padding_idx].zero_()
+
+    def short_term(self, seqs: Tensor) -> Tensor:
+        """The convolutions written as matrix products (same parameters and outputs as Conv2d, faster on CPU)."""
+        E = self.item_emb(seqs)                                                      # (B, L, k)
+        parts = []
+        if self.conv_v is not None:                                                  # G: (n_v, 1, L, 1)
+            o_v = self.conv_v.weight.flatten(1) @ E + self.conv_v.bias[:, None]      # (B, n_v, k)
+            parts.append(self.phi_v(o_v).flatten(1))                                 # (B, n_v * k)
+        for h, conv in enumerate(self.conv_h, start=1):                              # F_h: (n_h, 1, h, k)
+            rows = E.unfold(1, h, 1).transpose(2, 3).flatten(2)                      # (B, L - h + 1, h * k)
+            o_h = F.linear(rows, conv.weight.flatten(1), conv.bias)                  # (B, L - h + 1, n_h)
+            parts.append(self.phi_h(o_h).amax(1))                                    # (B, n_h)
+        return self.phi_fc(self.fc(self.dropout(torch.cat(parts, 1))))              # (B, k)
+
+    def user_state(self, users: Tensor, seqs: Tensor) -> Tensor:
+        parts = []
+        if self.fc is not None:
+            parts.append(self.short_term(seqs))                                      # (B, k)
+        if self.user_emb is not None:
+            parts.append(self.user_emb(users))                                       # (B, k)
+        return torch.cat(parts, 1)                                                   # (B, state_dim)
+
+    def score(self, users: Tensor, seqs: Tensor, items: Tensor) -> Tensor:          # (B, C)
+        state = self.user_state(users, seqs).unsqueeze(2)                            # (B, D, 1)
+        return (self.out_emb(items) @ state).squeeze(2) + self.out_bias(items).squeeze(2)
+
+    def score_all(self, users: Tensor, seqs: Tensor) -> Tensor:                    # (B, num_items + 1)
+        return self.user_state(users, seqs) @ self.out_emb.weight.T + self.out_bias.weight.T
