@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from seqrec.errors import ConfigError
+from seqrec.losses import LOSS_NAMES
 from seqrec.models import model_config
 
-LOSS_NAMES = ("bpr", "hinge", "bce")
 PROTOCOL_NAMES = ("d2l", "d2l-fixed")
 
 
@@ -34,7 +34,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    loss: str = "bpr"                   # bpr | hinge | bce
+    loss: str = "bpr"                   # bpr | hinge | bce | sampled-softmax | softmax (full)
     lr: float = 1e-3
     weight_decay: float = 0.0           # L2 penalty added to the gradient (Adam's weight_decay)
     batch_size: int = 512

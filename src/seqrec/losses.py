@@ -1,12 +1,20 @@
-"""Ranking losses on logits. pos: (B, T) scores of observed next items; neg: (B, N) of sampled items.
+"""Ranking losses on logits, pure functions of scores; none reaches into a model.
 
-Each is written with logsigmoid / softplus / relu so it stays finite for scores of any size.
+Two shapes of input:
+- sampled losses take pos (B, T), the scores of the observed next items, and neg (B, N), the
+  scores of sampled items (training calls `model.score(users, seqs, [targets, negatives])`);
+- full losses take scores (B, num_items + 1) from `model.score_all` and targets (B, T) item
+  indices; column 0 (padding) is never a class.
+
+With T > 1 targets every loss averages over the targets. Each is written with logsigmoid /
+softplus / relu / logsumexp so it stays finite for scores of any size.
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -26,4 +34,30 @@ def bce_loss(pos: Tensor, neg: Tensor) -> Tensor:
     return F.softplus(-pos).mean() + F.softplus(neg).mean()
 
 
-LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"bpr": bpr_loss, "hinge": hinge_loss, "bce": bce_loss}
+def sampled_softmax_loss(pos: Tensor, neg: Tensor) -> Tensor:
+    """Cross-entropy of each target against the sampled negatives, mean over the (B, T) targets:
+
+        -log( exp(s+_t) / (exp(s+_t) + sum_n exp(s-_n)) )
+
+    Negatives are drawn uniformly, so the logQ correction (subtracting log q(i) from each
+    sampled logit) is a constant shift that cancels in the softmax and is left out.
+    """
+    logits = torch.cat([pos.unsqueeze(2), neg.unsqueeze(1).expand(-1, pos.size(1), -1)], 2)  # (B, T, 1 + N)
+    return (torch.logsumexp(logits, 2) - pos).mean()
+
+
+def softmax_loss(scores: Tensor, targets: Tensor) -> Tensor:
+    """Full softmax cross-entropy over every real item, mean over the (B, T) targets:
+
+        -log( exp(s_target) / sum_{i=1..num_items} exp(s_i) )
+
+    scores: (B, num_items + 1) with column 0 the padding index, excluded from the softmax.
+    """
+    log_z = torch.logsumexp(scores[:, 1:], 1, keepdim=True)                     # (B, 1)
+    return (log_z - scores.gather(1, targets)).mean()
+
+
+SAMPLED_LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "bpr": bpr_loss, "hinge": hinge_loss, "bce": bce_loss, "sampled-softmax": sampled_softmax_loss}
+FULL_LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"softmax": softmax_loss}
+LOSS_NAMES: tuple[str, ...] = (*SAMPLED_LOSSES, *FULL_LOSSES)

@@ -10,12 +10,13 @@ from typing import Callable
 import numpy as np
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from torch import nn
+from torch import Tensor, nn
 
 from seqrec.config import TrainConfig
 from seqrec.data.sampling import NegativeSampler
 from seqrec.data.sequences import Windows
-from seqrec.losses import LOSSES
+from seqrec.losses import FULL_LOSSES, SAMPLED_LOSSES
+from seqrec.models.base import CountingRecommender
 
 EpochCallback = Callable[[int, nn.Module], "dict[str, float] | None"]
 
@@ -51,14 +52,20 @@ def fit(model: nn.Module, windows: Windows, sampler: NegativeSampler, cfg: Train
         on_epoch_end: EpochCallback | None = None, progress: bool | None = None) -> History:
     """Adam with L2 weight decay; each epoch shuffles the windows and redraws their negatives.
 
-    Per batch: scores = model.score(users, inputs, [targets, negatives]) -> (B, T + N), and
-    loss = LOSSES[cfg.loss](scores[:, :T], scores[:, T:]). The same seed gives the same numbers.
+    Per batch, a sampled loss (bpr, hinge, bce, sampled-softmax) scores targets and negatives in
+    one call, scores = model.score(users, inputs, [targets, negatives]) -> (B, T + N), and takes
+    loss(scores[:, :T], scores[:, T:]); a full loss (softmax) takes loss(model.score_all(users,
+    inputs), targets) and draws no negatives. A CountingRecommender is fitted by one
+    `fit_counts` pass over the windows instead of epochs. The same seed gives the same numbers.
     """
     device = resolve_device(cfg.device)
     model.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
-    rng, loss_fn, history = np.random.default_rng(seed), LOSSES[cfg.loss], History()
     users, inputs, targets = (torch.as_tensor(a, device=device) for a in (windows.users, windows.inputs, windows.targets))
+    if isinstance(model, CountingRecommender):
+        return _fit_counts(model, users, inputs, targets)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    rng, history = np.random.default_rng(seed), History()
+    full = cfg.loss in FULL_LOSSES
     show = sys.stderr.isatty() if progress is None else progress
     with _progress(show) as bar:
         task = bar.add_task("train", total=cfg.epochs * len(windows), epoch=0, loss=float("nan"), rate=0.0)
@@ -66,12 +73,13 @@ def fit(model: nn.Module, windows: Windows, sampler: NegativeSampler, cfg: Train
             model.train()
             started = time.perf_counter()
             order = torch.as_tensor(rng.permutation(len(windows)), device=device)
-            negatives = torch.as_tensor(sampler.sample(windows.users, cfg.num_negatives, rng), device=device)
+            negatives = None if full else torch.as_tensor(sampler.sample(windows.users, cfg.num_negatives, rng),
+                                                          device=device)
             total, seen = torch.zeros((), device=device), 0
             for start in range(0, len(windows), cfg.batch_size):
                 idx = order[start: start + cfg.batch_size]
-                scores = model.score(users[idx], inputs[idx], torch.cat([targets[idx], negatives[idx]], 1))
-                loss = loss_fn(scores[:, : cfg.T], scores[:, cfg.T:])
+                loss = _batch_loss(model, cfg.loss, users[idx], inputs[idx], targets[idx],
+                                   None if negatives is None else negatives[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -85,3 +93,17 @@ def fit(model: nn.Module, windows: Windows, sampler: NegativeSampler, cfg: Train
                 record |= on_epoch_end(epoch, model) or {}
             history.epochs.append(record)
     return history
+
+
+def _batch_loss(model: nn.Module, loss: str, users: Tensor, inputs: Tensor, targets: Tensor,
+                negatives: Tensor | None) -> Tensor:
+    if negatives is None:
+        return FULL_LOSSES[loss](model.score_all(users, inputs), targets)
+    scores = model.score(users, inputs, torch.cat([targets, negatives], 1))            # (B, T + N)
+    return SAMPLED_LOSSES[loss](scores[:, : targets.size(1)], scores[:, targets.size(1):])
+
+
+def _fit_counts(model: CountingRecommender, users: Tensor, inputs: Tensor, targets: Tensor) -> History:
+    started = time.perf_counter()
+    model.fit_counts(users, inputs, targets)
+    return History([{"epoch": 1, "windows": len(users), "train_seconds": time.perf_counter() - started}])

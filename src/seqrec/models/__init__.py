@@ -7,10 +7,22 @@ from typing import Any, Mapping
 from torch import nn
 
 from seqrec.errors import ConfigError
-from seqrec.models.base import SequentialRecommender, count_parameters
+from seqrec.models.base import CountingRecommender, SequentialRecommender, count_parameters
+from seqrec.models.bprmf import BPRMF, BPRMFConfig
 from seqrec.models.caser import Caser, CaserConfig
+from seqrec.models.gru4rec import GRU4Rec, GRU4RecConfig
+from seqrec.models.markov import Markov, MarkovConfig
+from seqrec.models.popularity import Popularity, PopularityConfig
+from seqrec.models.sasrec import SASRec, SASRecConfig
 
-MODELS: dict[str, tuple[type, type[nn.Module]]] = {"caser": (CaserConfig, Caser)}
+MODELS: dict[str, tuple[type, type[nn.Module]]] = {
+    "caser": (CaserConfig, Caser),
+    "sasrec": (SASRecConfig, SASRec),
+    "gru4rec": (GRU4RecConfig, GRU4Rec),
+    "bprmf": (BPRMFConfig, BPRMF),
+    "markov": (MarkovConfig, Markov),
+    "pop": (PopularityConfig, Popularity),
+}
 
 
 def model_config(name: str, params: Mapping[str, Any]) -> Any:
@@ -28,4 +40,5 @@ def build_model(name: str, params: Mapping[str, Any], num_users: int, num_items:
     return MODELS[name][1](model_config(name, params), num_users, num_items)
 
 
-__all__ = ["MODELS", "SequentialRecommender", "build_model", "count_parameters", "model_config"]
+__all__ = ["MODELS", "CountingRecommender", "SequentialRecommender", "build_model", "count_parameters",
+           "model_config"]

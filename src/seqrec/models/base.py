@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from torch import Tensor, nn
+
+from seqrec.errors import ConfigError
 
 
 class SequentialRecommender(Protocol):
@@ -22,3 +24,20 @@ def count_parameters(model: nn.Module) -> int:
     total = sum(p.numel() for p in model.parameters())
     padding = sum(m.embedding_dim for m in model.modules() if isinstance(m, nn.Embedding) and m.padding_idx is not None)
     return total - padding
+
+
+@runtime_checkable
+class CountingRecommender(Protocol):
+    """A model that learns by counting, not by gradients: training calls `fit_counts` once, instead of epochs.
+
+    users (W,), inputs (W, L) left-padded with 0, targets (W, T): one row per training window.
+    """
+
+    def fit_counts(self, users: Tensor, inputs: Tensor, targets: Tensor) -> None: ...
+
+
+def check_config(checks: list[tuple[bool, str]]) -> None:
+    """Raise ConfigError with the message of the first failed (ok, message) check."""
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)

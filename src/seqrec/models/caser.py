@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqrec.errors import ConfigError
+from seqrec.models.base import check_config
 
 ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "identity": lambda x: x}
 
@@ -50,9 +50,7 @@ class CaserConfig:
         for name in ("h_activation", "v_activation", "fc_activation"):
             value = getattr(self, name)
             checks.append((value in ACTIVATIONS, f"model {name} must be one of {', '.join(ACTIVATIONS)}, got {value!r}"))
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
+        check_config(checks)
 
     @property
     def uses_sequence(self) -> bool:

@@ -1,0 +1,49 @@
+"""BPR-MF (Rendle et al., UAI 2009): matrix factorisation, y_ui = p_u . q_i + b_i.
+
+Ignores sequences: a non-sequential baseline trained with any loss (BPR by default). User 0
+("unknown") has the zero embedding, so it falls back to the item biases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from seqrec.models.base import check_config
+
+
+@dataclass(frozen=True)
+class BPRMFConfig:
+    L: int = 1                    # input length training builds windows with; BPR-MF reads none of it
+    embedding_dim: int = 64       # size of p_u and q_i
+    init_std: float = 0.01        # Normal(0, init_std) for the embeddings; biases start at 0
+
+    def __post_init__(self) -> None:
+        check_config([
+            (self.L >= 1, f"model L must be >= 1, got {self.L}"),
+            (self.embedding_dim >= 1, f"model embedding_dim must be >= 1, got {self.embedding_dim}"),
+            (self.init_std > 0, f"model init_std must be > 0, got {self.init_std}"),
+        ])
+
+
+class BPRMF(nn.Module):
+    def __init__(self, config: BPRMFConfig, num_users: int, num_items: int) -> None:
+        super().__init__()
+        self.config = config
+        self.user_emb = nn.Embedding(num_users + 1, config.embedding_dim, padding_idx=0)   # p_u
+        self.item_emb = nn.Embedding(num_items + 1, config.embedding_dim, padding_idx=0)   # q_i
+        self.item_bias = nn.Embedding(num_items + 1, 1, padding_idx=0)                     # b_i
+        with torch.no_grad():
+            for emb in (self.user_emb, self.item_emb):
+                emb.weight.normal_(0.0, config.init_std)
+                emb.weight[0].zero_()
+            self.item_bias.weight.zero_()
+
+    def score(self, users: Tensor, seqs: Tensor, items: Tensor) -> Tensor:          # (B, C)
+        p = self.user_emb(users).unsqueeze(2)                                        # (B, k, 1)
+        return (self.item_emb(items) @ p).squeeze(2) + self.item_bias(items).squeeze(2)
+
+    def score_all(self, users: Tensor, seqs: Tensor) -> Tensor:                    # (B, num_items + 1)
+        return self.user_emb(users) @ self.item_emb.weight.T + self.item_bias.weight.T

@@ -1,0 +1,63 @@
+"""GRU4Rec (Hidasi et al., ICLR 2016): a GRU reads the last L items; its final state scores the next.
+
+    h_t = GRU(dropout(q_{s_t}), h_{t-1})     t = 1..L, over the left-padded window (oldest first)
+    y_i = v_i . h_L + b_i                    separate output item embeddings v_i and bias b_i
+
+Ignores users. Left padding is read as the zero embedding, so short histories start the GRU
+from a fixed state that training sees too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from seqrec.models.base import check_config
+
+
+@dataclass(frozen=True)
+class GRU4RecConfig:
+    L: int = 20                   # maximum history length read
+    embedding_dim: int = 64       # item embedding size = GRU hidden size
+    num_layers: int = 1           # stacked GRU layers
+    dropout: float = 0.2          # on the input embeddings (and between stacked layers)
+    init_std: float = 0.02        # Normal(0, init_std) for item embeddings; the GRU keeps PyTorch's init
+
+    def __post_init__(self) -> None:
+        check_config([
+            (self.L >= 1, f"model L must be >= 1, got {self.L}"),
+            (self.embedding_dim >= 1, f"model embedding_dim must be >= 1, got {self.embedding_dim}"),
+            (self.num_layers >= 1, f"model num_layers must be >= 1, got {self.num_layers}"),
+            (0 <= self.dropout < 1, f"model dropout must be in [0, 1), got {self.dropout}"),
+            (self.init_std > 0, f"model init_std must be > 0, got {self.init_std}"),
+        ])
+
+
+class GRU4Rec(nn.Module):
+    def __init__(self, config: GRU4RecConfig, num_users: int, num_items: int) -> None:
+        super().__init__()
+        self.config, k = config, config.embedding_dim
+        self.item_emb = nn.Embedding(num_items + 1, k, padding_idx=0)
+        self.dropout = nn.Dropout(config.dropout)
+        self.gru = nn.GRU(k, k, config.num_layers, batch_first=True,
+                          dropout=config.dropout if config.num_layers > 1 else 0.0)
+        self.out_emb = nn.Embedding(num_items + 1, k, padding_idx=0)
+        self.out_bias = nn.Embedding(num_items + 1, 1, padding_idx=0)
+        with torch.no_grad():
+            for emb in (self.item_emb, self.out_emb):
+                emb.weight.normal_(0.0, config.init_std)
+                emb.weight[0].zero_()
+            self.out_bias.weight.zero_()
+
+    def user_state(self, seqs: Tensor) -> Tensor:
+        _, h = self.gru(self.dropout(self.item_emb(seqs)))                           # h: (layers, B, k)
+        return h[-1]                                                                 # (B, k)
+
+    def score(self, users: Tensor, seqs: Tensor, items: Tensor) -> Tensor:          # (B, C)
+        state = self.user_state(seqs).unsqueeze(2)                                   # (B, k, 1)
+        return (self.out_emb(items) @ state).squeeze(2) + self.out_bias(items).squeeze(2)
+
+    def score_all(self, users: Tensor, seqs: Tensor) -> Tensor:                    # (B, num_items + 1)
+        return self.user_state(seqs) @ self.out_emb.weight.T + self.out_bias.weight.T

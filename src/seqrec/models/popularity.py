@@ -1,0 +1,40 @@
+"""Popularity: every user gets the items seen most often in training, y_i = log(1 + n_i).
+
+Ignores users and sequences. Learns by counting (`fit_counts`), not by gradients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from seqrec.models.base import check_config
+
+
+@dataclass(frozen=True)
+class PopularityConfig:
+    L: int = 1                    # input length training builds windows with; popularity reads none of it
+
+    def __post_init__(self) -> None:
+        check_config([(self.L >= 1, f"model L must be >= 1, got {self.L}")])
+
+
+class Popularity(nn.Module):
+    def __init__(self, config: PopularityConfig, num_users: int, num_items: int) -> None:
+        super().__init__()
+        self.config = config
+        self.register_buffer("counts", torch.zeros(num_items + 1))           # n_i, persisted in state_dict
+
+    @torch.no_grad()
+    def fit_counts(self, users: Tensor, inputs: Tensor, targets: Tensor) -> None:
+        """n_i += number of times item i is a target; targets (W, T), padding (0) is not counted."""
+        self.counts += torch.bincount(targets.flatten(), minlength=self.counts.numel()).to(self.counts)
+        self.counts[0] = 0
+
+    def score(self, users: Tensor, seqs: Tensor, items: Tensor) -> Tensor:          # (B, C)
+        return torch.log1p(self.counts)[items]
+
+    def score_all(self, users: Tensor, seqs: Tensor) -> Tensor:                    # (B, num_items + 1)
+        return torch.log1p(self.counts).expand(len(users), -1)
