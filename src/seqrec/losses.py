@@ -12,7 +12,7 @@ softplus / relu / logsumexp so it stays finite for scores of any size.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -60,7 +60,8 @@ def fit(model: nn.Module, windows: Windows, sampler: NegativeSampler, cfg: Train
     """
     device = resolve_device(cfg.device)
     model.to(device)
-    users, inputs, targets = (torch.as_tensor(a, device=device) for a in (windows.users, windows.inputs, windows.targets))
+    users, inputs, targets = (torch.as_tensor(a, device=device)
+                              for a in (windows.users, windows.inputs, windows.targets))
     if isinstance(model, CountingRecommender):
         return _fit_counts(model, users, inputs, targets)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
