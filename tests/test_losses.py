@@ -1,0 +1,52 @@
+"""Losses: hand-computed values, finiteness at extreme scores, and the direction of every gradient."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from seqrec.losses import FULL_LOSSES, SAMPLED_LOSSES, sampled_softmax_loss, softmax_loss
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLED_LOSSES))
+def test_sampled_losses_are_finite_at_large_scores_and_prefer_ranking_positives_first(name):
+    loss = SAMPLED_LOSSES[name]
+    big = torch.tensor([[50.0]]), torch.tensor([[-50.0, -50.0]])
+    assert torch.isfinite(loss(*big)) and torch.isfinite(loss(big[1][:, :1], big[0].expand(1, 2)))
+    good, bad = loss(torch.tensor([[2.0]]), torch.tensor([[-2.0]])), loss(torch.tensor([[-2.0]]), torch.tensor([[2.0]]))
+    assert good < bad
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLED_LOSSES))
+def test_sampled_losses_push_targets_up_and_negatives_down(name):
+    pos = torch.zeros(3, 2, requires_grad=True)                       # T = 2 targets
+    neg = torch.zeros(3, 4, requires_grad=True)                       # N = 4 negatives
+    SAMPLED_LOSSES[name](pos, neg).backward()
+    assert (pos.grad < 0).all() and (neg.grad > 0).all()
+
+
+def test_sampled_softmax_is_cross_entropy_against_the_negatives():
+    pos, neg = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.5, -1.0, 2.0]])
+    expected = [math.log(math.exp(p) + sum(math.exp(n) for n in (0.5, -1.0, 2.0))) - p for p in (1.0, 0.0)]
+    assert sampled_softmax_loss(pos, neg).item() == pytest.approx(sum(expected) / 2)
+
+
+def test_softmax_excludes_the_padding_column_and_averages_over_targets():
+    scores = torch.tensor([[100.0, 1.0, 2.0, 3.0]])                   # column 0 (padding) must not count
+    targets = torch.tensor([[3, 1]])
+    log_z = math.log(sum(math.exp(s) for s in (1.0, 2.0, 3.0)))
+    assert softmax_loss(scores, targets).item() == pytest.approx(((log_z - 3) + (log_z - 1)) / 2)
+    assert softmax_loss(scores, targets).item() == pytest.approx(
+        torch.nn.functional.cross_entropy(scores[:, 1:].expand(2, -1), targets[0] - 1).item())
+
+
+@pytest.mark.parametrize("name", sorted(FULL_LOSSES))
+def test_full_losses_are_finite_at_large_scores_and_push_the_target_up(name):
+    scores = torch.tensor([[0.0, 50.0, -50.0, 50.0], [0.0, -50.0, 50.0, -50.0]], requires_grad=True)
+    targets = torch.tensor([[2], [1]])
+    loss = FULL_LOSSES[name](scores, targets)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(scores.grad).all()
+    assert scores.grad[0, 2] < 0 and scores.grad[1, 1] < 0 and (scores.grad[:, 0] == 0).all()
