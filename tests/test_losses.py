@@ -42,6 +42,14 @@ def test_softmax_excludes_the_padding_column_and_averages_over_targets():
         torch.nn.functional.cross_entropy(scores[:, 1:].expand(2, -1), targets[0] - 1).item())
 
 
+def test_softmax_ignores_target_zero_and_takes_any_leading_shape():
+    scores = torch.randn(2, 3, 6)                                       # (B, L, num_items + 1)
+    targets = torch.tensor([[[0], [4], [2]], [[5], [0], [0]]])          # 0: no target at that position
+    real = targets.squeeze(2) != 0
+    expected = softmax_loss(scores[real], targets[real])
+    assert softmax_loss(scores, targets).item() == pytest.approx(expected.item())
+
+
 @pytest.mark.parametrize("name", sorted(FULL_LOSSES))
 def test_full_losses_are_finite_at_large_scores_and_push_the_target_up(name):
     scores = torch.tensor([[0.0, 50.0, -50.0, 50.0], [0.0, -50.0, 50.0, -50.0]], requires_grad=True)

@@ -17,12 +17,12 @@ from seqrec.config import DataConfig, RunConfig
 from seqrec.data.interactions import Interactions
 from seqrec.data.movielens import load_ml100k
 from seqrec.data.sampling import NegativeSampler
-from seqrec.data.sequences import make_windows
+from seqrec.data.sequences import make_position_windows, make_windows
 from seqrec.data.split import d2l_split
 from seqrec.datasets import resolve_ml100k
 from seqrec.errors import ConfigError
 from seqrec.evaluation.protocols import evaluate
-from seqrec.models import build_model, count_parameters, model_config
+from seqrec.models import PositionwiseRecommender, build_model, count_parameters, model_config
 from seqrec.training import fit, resolve_device
 
 DATASETS = {"ml-100k": lambda cfg: load_ml100k(resolve_ml100k(cfg.data_dir), cfg.verify_checksum)}
@@ -69,10 +69,11 @@ def train(log: Interactions, cfg: RunConfig, progress: bool | None = None) -> Tr
     started = time.perf_counter()
     params = model_config(cfg.model, cfg.model_params)
     split = d2l_split(log)
-    windows = make_windows(split.train, params.L, cfg.train.T)
-    sampler = NegativeSampler(split.train, log.num_items)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, cfg.model_params, log.num_users, log.num_items)
+    windows = (make_position_windows(split.train, params.L) if isinstance(model, PositionwiseRecommender)
+               else make_windows(split.train, params.L, cfg.train.T))
+    sampler = NegativeSampler(split.train, log.num_items)
     device = resolve_device(cfg.train.device)
 
     def evaluate_all(model: nn.Module) -> dict[str, dict[str, float]]:

@@ -97,6 +97,33 @@ PRESETS: dict[str, dict[str, Any]] = {
                   "num_negatives": 1},
         "eval": {"protocols": ["d2l", "d2l-fixed"], "ks": [10, 50]},
     },
+    # The Caser paper's defaults (Tang & Wang 2018 and the authors' code): d=50, L=5, T=3, 16/4 filters,
+    # dropout 0.5, BCE with 3 negatives per window, Adam 1e-3, L2 1e-6, batch 512, 50 epochs. Early
+    # stopping on validation (where the protocol has one) usually stops well before 50.
+    "paper": {
+        "model": "caser",
+        "model_params": {"embedding_dim": 50, "L": 5, "num_h_filters": 16, "num_v_filters": 4, "dropout": 0.5},
+        "train": {"loss": "bce", "lr": 1e-3, "weight_decay": 1e-6, "batch_size": 512, "epochs": 50, "T": 3,
+                  "num_negatives": 3},
+    },
+    # Baselines, with settings chosen on ML-100K (benchmarks/RESULTS-models.md).
+    "pop": {"model": "pop", "train": {"epochs": 1}},
+    "markov": {"model": "markov", "model_params": {"L": 5}, "train": {"epochs": 1}},
+    "bprmf": {
+        "model": "bprmf",
+        "model_params": {"embedding_dim": 64},
+        "train": {"loss": "bpr", "lr": 1e-3, "weight_decay": 0.0, "batch_size": 1024, "epochs": 30},
+    },
+    "gru4rec": {
+        "model": "gru4rec",
+        "model_params": {"L": 20, "embedding_dim": 64, "dropout": 0.2},
+        "train": {"loss": "softmax", "lr": 1e-3, "batch_size": 256, "epochs": 20},
+    },
+    "sasrec": {
+        "model": "sasrec",
+        "model_params": {"L": 50, "embedding_dim": 64, "num_blocks": 2, "num_heads": 1, "dropout": 0.2},
+        "train": {"loss": "softmax", "lr": 1e-3, "batch_size": 256, "epochs": 20},
+    },
 }
 
 _SECTIONS = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig}

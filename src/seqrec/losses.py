@@ -4,7 +4,7 @@ Two shapes of input:
 - sampled losses take pos (B, T), the scores of the observed next items, and neg (B, N), the
   scores of sampled items (training calls `model.score(users, seqs, [targets, negatives])`);
 - full losses take scores (B, num_items + 1) from `model.score_all` and targets (B, T) item
-  indices; column 0 (padding) is never a class.
+  indices; column 0 (padding) is never a class, and a target 0 is no target.
 
 With T > 1 targets every loss averages over the targets. Each is written with logsigmoid /
 softplus / relu / logsumexp so it stays finite for scores of any size.
@@ -47,14 +47,17 @@ def sampled_softmax_loss(pos: Tensor, neg: Tensor) -> Tensor:
 
 
 def softmax_loss(scores: Tensor, targets: Tensor) -> Tensor:
-    """Full softmax cross-entropy over every real item, mean over the (B, T) targets:
+    """Full softmax cross-entropy over every real item, mean over the real targets:
 
         -log( exp(s_target) / sum_{i=1..num_items} exp(s_i) )
 
-    scores: (B, num_items + 1) with column 0 the padding index, excluded from the softmax.
+    scores: (..., num_items + 1) with column 0 the padding index, excluded from the softmax;
+    targets: (..., T) item indices, where 0 marks "no target here" and is left out of the mean
+    (positions of a padded window). Any leading shape works, e.g. (B, L, num_items + 1) per position.
     """
-    log_z = torch.logsumexp(scores[:, 1:], 1, keepdim=True)                     # (B, 1)
-    return (log_z - scores.gather(1, targets)).mean()
+    log_z = torch.logsumexp(scores[..., 1:], -1, keepdim=True)                  # (..., 1)
+    real = targets != 0                                                          # (..., T)
+    return ((log_z - scores.gather(-1, targets)) * real).sum() / real.sum().clamp(min=1)
 
 
 SAMPLED_LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {

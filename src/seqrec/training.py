@@ -16,7 +16,7 @@ from seqrec.config import TrainConfig
 from seqrec.data.sampling import NegativeSampler
 from seqrec.data.sequences import Windows
 from seqrec.losses import FULL_LOSSES, SAMPLED_LOSSES
-from seqrec.models.base import CountingRecommender
+from seqrec.models.base import CountingRecommender, PositionwiseRecommender
 
 EpochCallback = Callable[[int, nn.Module], "dict[str, float] | None"]
 
@@ -55,8 +55,10 @@ def fit(model: nn.Module, windows: Windows, sampler: NegativeSampler, cfg: Train
     Per batch, a sampled loss (bpr, hinge, bce, sampled-softmax) scores targets and negatives in
     one call, scores = model.score(users, inputs, [targets, negatives]) -> (B, T + N), and takes
     loss(scores[:, :T], scores[:, T:]); a full loss (softmax) takes loss(model.score_all(users,
-    inputs), targets) and draws no negatives. A CountingRecommender is fitted by one
-    `fit_counts` pass over the windows instead of epochs. The same seed gives the same numbers.
+    inputs), targets) and draws no negatives. A PositionwiseRecommender is scored at every
+    position of its windows (`targets[:, t]` follows `inputs[:, t]`; 0 means no target there) and
+    gets num_negatives per position. A CountingRecommender is fitted by one `fit_counts` pass
+    over the windows instead of epochs. The same seed gives the same numbers.
     """
     device = resolve_device(cfg.device)
     model.to(device)
@@ -67,6 +69,7 @@ def fit(model: nn.Module, windows: Windows, sampler: NegativeSampler, cfg: Train
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     rng, history = np.random.default_rng(seed), History()
     full = cfg.loss in FULL_LOSSES
+    per_window = cfg.num_negatives * (targets.size(1) if isinstance(model, PositionwiseRecommender) else 1)
     show = sys.stderr.isatty() if progress is None else progress
     with _progress(show) as bar:
         task = bar.add_task("train", total=cfg.epochs * len(windows), epoch=0, loss=float("nan"), rate=0.0)
@@ -74,8 +77,7 @@ def fit(model: nn.Module, windows: Windows, sampler: NegativeSampler, cfg: Train
             model.train()
             started = time.perf_counter()
             order = torch.as_tensor(rng.permutation(len(windows)), device=device)
-            negatives = None if full else torch.as_tensor(sampler.sample(windows.users, cfg.num_negatives, rng),
-                                                          device=device)
+            negatives = None if full else torch.as_tensor(sampler.sample(windows.users, per_window, rng), device=device)
             total, seen = torch.zeros((), device=device), 0
             for start in range(0, len(windows), cfg.batch_size):
                 idx = order[start: start + cfg.batch_size]
@@ -98,6 +100,14 @@ def fit(model: nn.Module, windows: Windows, sampler: NegativeSampler, cfg: Train
 
 def _batch_loss(model: nn.Module, loss: str, users: Tensor, inputs: Tensor, targets: Tensor,
                 negatives: Tensor | None) -> Tensor:
+    """The loss of one batch; a PositionwiseRecommender's P supervised positions become P rows."""
+    if isinstance(model, PositionwiseRecommender):
+        if negatives is None:                                                          # target 0 is ignored
+            return FULL_LOSSES[loss](model.score_all_positions(users, inputs), targets.unsqueeze(2))
+        valid = targets != 0                                                           # (B, L)
+        items = torch.cat([targets.unsqueeze(2), negatives.view(*targets.shape, -1)], 2)   # (B, L, 1 + N)
+        scores = model.score_positions(users, inputs, items)[valid]                    # (P, 1 + N)
+        return SAMPLED_LOSSES[loss](scores[:, :1], scores[:, 1:])
     if negatives is None:
         return FULL_LOSSES[loss](model.score_all(users, inputs), targets)
     scores = model.score(users, inputs, torch.cat([targets, negatives], 1))            # (B, T + N)

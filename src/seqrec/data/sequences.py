@@ -75,3 +75,20 @@ def make_windows(seqs: Sequences, L: int, T: int = 1) -> Windows:
     ends = first_end[seq_of_window] + offset
     window = _gather_ending_at(seqs.items, ends, seqs.indptr[:-1][seq_of_window], width)
     return Windows(seqs.users[seq_of_window], window[:, :L], window[:, L:])
+
+
+def make_position_windows(seqs: Sequences, L: int) -> Windows:
+    """Chunks of L + 1 items for models trained at every position: targets[:, t] follows inputs[:, t].
+
+    Chunks are taken from the end of each sequence with stride L, so every transition of a
+    sequence is a target exactly once; a position whose input is padding gets target 0 (no loss).
+    [1, 2, 3, 4, 5, 6], L=3  ->  inputs [[3, 4, 5], [0, 1, 2]], targets [[4, 5, 6], [0, 2, 3]]
+    """
+    lengths = seqs.lengths
+    counts = np.where(lengths >= 2, -(-(lengths - 1) // L), 0)             # ceil((n - 1) / L) chunks
+    seq_of_chunk = np.repeat(np.arange(len(seqs)), counts)
+    offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    ends = seqs.indptr[1:][seq_of_chunk] - 1 - offset * L
+    chunk = _gather_ending_at(seqs.items, ends, seqs.indptr[:-1][seq_of_chunk], L + 1)
+    inputs = chunk[:, :L]
+    return Windows(seqs.users[seq_of_chunk], inputs, np.where(inputs == 0, 0, chunk[:, 1:]))

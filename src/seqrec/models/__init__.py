@@ -8,7 +8,12 @@ from typing import Any
 from torch import nn
 
 from seqrec.errors import ConfigError
-from seqrec.models.base import CountingRecommender, SequentialRecommender, count_parameters
+from seqrec.models.base import (
+    CountingRecommender,
+    PositionwiseRecommender,
+    SequentialRecommender,
+    count_parameters,
+)
 from seqrec.models.bprmf import BPRMF, BPRMFConfig
 from seqrec.models.caser import Caser, CaserConfig
 from seqrec.models.gru4rec import GRU4Rec, GRU4RecConfig
@@ -41,5 +46,5 @@ def build_model(name: str, params: Mapping[str, Any], num_users: int, num_items:
     return MODELS[name][1](model_config(name, params), num_users, num_items)
 
 
-__all__ = ["MODELS", "CountingRecommender", "SequentialRecommender", "build_model", "count_parameters",
-           "model_config"]
+__all__ = ["MODELS", "CountingRecommender", "PositionwiseRecommender", "SequentialRecommender", "build_model",
+           "count_parameters", "model_config"]

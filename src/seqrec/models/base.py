@@ -41,3 +41,20 @@ def check_config(checks: list[tuple[bool, str]]) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+
+
+@runtime_checkable
+class PositionwiseRecommender(Protocol):
+    """A sequence model whose state at every input position predicts the item after it.
+
+    Training then supervises all L positions of a window at once (as SASRec and GRU4Rec are
+    trained in their papers) instead of the last one only; position L - 1 is what `score` uses.
+    """
+
+    def score_positions(self, users: Tensor, seqs: Tensor, items: Tensor) -> Tensor:
+        """users (B,), seqs (B, L), items (B, L, C) -> (B, L, C): items[:, t] scored after seqs[:, : t + 1]."""
+        ...
+
+    def score_all_positions(self, users: Tensor, seqs: Tensor) -> Tensor:
+        """users (B,), seqs (B, L) -> (B, L, num_items + 1)."""
+        ...

@@ -3,8 +3,9 @@
     h_t = GRU(dropout(q_{s_t}), h_{t-1})     t = 1..L, over the left-padded window (oldest first)
     y_i = v_i . h_L + b_i                    separate output item embeddings v_i and bias b_i
 
-Ignores users. Left padding is read as the zero embedding, so short histories start the GRU
-from a fixed state that training sees too.
+Ignores users. Trained at every position (`score_positions`), as in the paper. Left padding is
+read as the zero embedding, so short histories start the GRU from a fixed state that training
+sees too.
 """
 
 from __future__ import annotations
@@ -51,13 +52,20 @@ class GRU4Rec(nn.Module):
                 emb.weight[0].zero_()
             self.out_bias.weight.zero_()
 
-    def user_state(self, seqs: Tensor) -> Tensor:
-        _, h = self.gru(self.dropout(self.item_emb(seqs)))                           # h: (layers, B, k)
-        return h[-1]                                                                 # (B, k)
+    def states(self, seqs: Tensor) -> Tensor:
+        out, _ = self.gru(self.dropout(self.item_emb(seqs)))                         # (B, L, k), last layer
+        return out
 
     def score(self, users: Tensor, seqs: Tensor, items: Tensor) -> Tensor:          # (B, C)
-        state = self.user_state(seqs).unsqueeze(2)                                   # (B, k, 1)
-        return (self.out_emb(items) @ state).squeeze(2) + self.out_bias(items).squeeze(2)
+        h = self.states(seqs)[:, -1].unsqueeze(2)                                    # (B, k, 1)
+        return (self.out_emb(items) @ h).squeeze(2) + self.out_bias(items).squeeze(2)
 
     def score_all(self, users: Tensor, seqs: Tensor) -> Tensor:                    # (B, num_items + 1)
-        return self.user_state(seqs) @ self.out_emb.weight.T + self.out_bias.weight.T
+        return self.states(seqs)[:, -1] @ self.out_emb.weight.T + self.out_bias.weight.T
+
+    def score_positions(self, users: Tensor, seqs: Tensor, items: Tensor) -> Tensor:  # (B, L, C)
+        h = self.states(seqs).unsqueeze(3)                                           # (B, L, k, 1)
+        return (self.out_emb(items) @ h).squeeze(3) + self.out_bias(items).squeeze(3)
+
+    def score_all_positions(self, users: Tensor, seqs: Tensor) -> Tensor:          # (B, L, num_items + 1)
+        return self.states(seqs) @ self.out_emb.weight.T + self.out_bias.weight.T

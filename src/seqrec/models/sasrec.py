@@ -6,8 +6,9 @@
     y_i = q_i . LN(x_B)[:, -1]                         the last position's state; input and output
                                                        item embeddings are shared, as in the paper
 
-Ignores users. Scores only need the last position, so the last block computes attention and FFN
-for that one query (keys and values still span the window): the same output, about half the work.
+Ignores users. Trained at every position (`score_positions`), as in the paper. Scoring needs only
+the last position, so there the last block computes attention and FFN for that one query (keys
+and values still span the window): the same output, about half the work.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ class SASRec(nn.Module):
                 emb.weight.normal_(0.0, config.init_std)
             self.item_emb.weight[0].zero_()
 
-    def user_state(self, seqs: Tensor) -> Tensor:
+    def states(self, seqs: Tensor, queries: int) -> Tensor:
+        """seqs (B, L) -> (B, queries, k): the states of the last `queries` positions."""
         seqs = seqs[:, -self.config.L:]                                              # (B, L)
         L = seqs.size(1)
         x = self.item_emb(seqs) * math.sqrt(self.config.embedding_dim)             # (B, L, k)
@@ -90,12 +92,19 @@ class SASRec(nn.Module):
         allowed = (self.causal[:L, :L] & real[:, None, :]) | torch.eye(L, dtype=torch.bool, device=seqs.device)
         allowed = allowed.unsqueeze(1)                                               # (B, 1, L, L)
         for b, block in enumerate(self.blocks):
-            last = b == len(self.blocks) - 1
-            x = block(x, allowed, 1 if last else L) * (real[:, -1:, None] if last else real[:, :, None])
-        return self.ln_out(x[:, -1])                                                 # (B, k)
+            q = min(queries, L) if b == len(self.blocks) - 1 else L
+            x = block(x, allowed, q) * real[:, L - q:, None]                         # (B, q, k)
+        return self.ln_out(x)                                                        # (B, queries, k)
 
     def score(self, users: Tensor, seqs: Tensor, items: Tensor) -> Tensor:          # (B, C)
-        return (self.item_emb(items) @ self.user_state(seqs).unsqueeze(2)).squeeze(2)
+        return (self.item_emb(items) @ self.states(seqs, 1).transpose(1, 2)).squeeze(2)
 
     def score_all(self, users: Tensor, seqs: Tensor) -> Tensor:                    # (B, num_items + 1)
-        return self.user_state(seqs) @ self.item_emb.weight.T
+        return self.states(seqs, 1).squeeze(1) @ self.item_emb.weight.T
+
+    def score_positions(self, users: Tensor, seqs: Tensor, items: Tensor) -> Tensor:  # (B, L, C)
+        h = self.states(seqs, seqs.size(1)).unsqueeze(3)                             # (B, L, k, 1)
+        return (self.item_emb(items) @ h).squeeze(3)
+
+    def score_all_positions(self, users: Tensor, seqs: Tensor) -> Tensor:          # (B, L, num_items + 1)
+        return self.states(seqs, seqs.size(1)) @ self.item_emb.weight.T
