@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from seqrec.config import PRESETS, resolve_run_config
 from seqrec.errors import ConfigError
 from seqrec.evaluation.protocols import PROTOCOLS, candidate_mask
 from seqrec.models import MODELS, CountingRecommender, PositionwiseRecommender, build_model, model_config
@@ -113,3 +114,16 @@ def test_counting_models_count_what_they_are_shown():
     # recency weights: the most recent input weighs L = 2, the one before it 1; backoff breaks ties
     scores = markov.score_all(torch.tensor([1]), torch.tensor([[3, 1]]))
     assert scores[0, 2] == 2 + 0.5 * 1 and scores[0, 4] == 1 + 0.5 * 1 and scores[0, 3] == 0
+
+
+def test_every_preset_builds_and_paper_is_the_caser_papers_setting():
+    for name in PRESETS:
+        run = resolve_run_config(name)
+        build_model(run.model, run.model_params, NUM_USERS, NUM_ITEMS)
+    paper = resolve_run_config("paper")
+    assert (paper.model, dict(paper.model_params)) == ("caser", {"embedding_dim": 50, "L": 5, "num_h_filters": 16,
+                                                                 "num_v_filters": 4, "dropout": 0.5})
+    t = paper.train
+    assert (t.loss, t.num_negatives, t.T, t.lr, t.weight_decay, t.batch_size, t.epochs) == ("bce", 3, 3, 1e-3, 1e-6,
+                                                                                            512, 50)
+    assert set(MODELS) <= {resolve_run_config(name).model for name in PRESETS}

@@ -26,7 +26,8 @@ def _root() -> None:
 
 @app.command()
 def train(
-    preset: Annotated[Optional[str], typer.Option(help="Named settings, e.g. d2l (the book's experiment).")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="Named settings: d2l (the book), paper (the Caser "
+                                                       "paper), sasrec, gru4rec, bprmf, markov, pop.")] = None,
     config: Annotated[Optional[Path], typer.Option(help="TOML file of settings (applied over the preset).")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Local copy of the dataset (else $SEQREC_DATA_DIR, "
                                                           "else download to the cache).")] = None,
@@ -34,7 +35,7 @@ def train(
     epochs: Annotated[Optional[int], typer.Option()] = None,
     lr: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
     batch_size: Annotated[Optional[int], typer.Option()] = None,
-    loss: Annotated[Optional[str], typer.Option(help="bpr | hinge | bce.")] = None,
+    loss: Annotated[Optional[str], typer.Option(help="bpr | hinge | bce | sampled-softmax | softmax.")] = None,
     L: Annotated[Optional[int], typer.Option("--L", "-L", help="Window length (model setting L).")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any setting: KEY=VALUE, e.g. "
