@@ -20,7 +20,7 @@ def results_table(result: TrainResult) -> Table:
         for name in SHOWN.get(protocol, tuple(metrics)):
             book = BOOK_FIGURES.get((protocol, name))
             table.add_row(protocol, name, f"{metrics[name]:.3f}", "" if book is None else f"{book:.3f}")
-    t, losses = result.timings, [e["loss"] for e in result.history]
+    t, losses = result.timings, [e["loss"] for e in result.history if "loss" in e]
     table.add_section()
     if losses:
         table.add_row("train", "mean loss, last epoch", f"{losses[-1]:.4f}", "")
