@@ -61,7 +61,7 @@ def test_bprmf_learns_which_items_go_together(chain):
 
 
 def test_popularity_counts_every_training_target(chain):
-    raw = {"model": "pop", "eval": {"protocols": ["d2l-fixed"], "ks": [10]}}
+    raw = {"model": "pop", "eval": {"protocols": ["d2l-fixed"], "ks": [10, 50]}}
     result = api.train(chain, build_run_config(raw), progress=False)
     # L = 1: every training event but each user's first is a target; the test event is not counted
     assert result.model.counts.sum().item() == len(chain) - 2 * 300
