@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from seqrec import api
+from seqrec import api, experiments
 from seqrec.config import parse_assignment, resolve_run_config
 from seqrec.errors import SeqrecError
 from seqrec.report import results_table
@@ -24,34 +24,102 @@ def _root() -> None:
     """Sequence-aware (next-item) recommendation: train, evaluate, compare, recommend, serve."""
 
 
+Data = Annotated[str | None, typer.Option(help="An interaction log file (see --format) or a known dataset "
+                                                 "name (ml-100k, the default).")]
+Format = Annotated[str | None, typer.Option("--format", help="csv | tsv | parquet | sequences (default: from "
+                                                                  "the file extension).")]
+UserCol = Annotated[str | None, typer.Option(help="User column (default: user).")]
+ItemCol = Annotated[str | None, typer.Option(help="Item column (default: item).")]
+TimeCol = Annotated[str | None, typer.Option(help="Time column (default: none, file order is time order).")]
+RatingCol = Annotated[str | None, typer.Option(help="Rating column (needed by --min-rating).")]
+MinRating = Annotated[float | None, typer.Option(help="Keep events with rating >= this.")]
+KCore = Annotated[int | None, typer.Option(help="Iterative k-core: every user and item keeps >= K events.")]
+Protocol = Annotated[str | None, typer.Option(help="Evaluation protocol(s), comma separated: d2l, d2l-fixed, "
+                                                      "loo-full (default), loo-sampled, caser-paper.")]
+DataDir = Annotated[Path | None, typer.Option(help="Local copy of the dataset (else $SEQREC_DATA_DIR, else "
+                                                      "download to the cache).")]
+Epochs = Annotated[int | None, typer.Option()]
+Sets = Annotated[list[str] | None, typer.Option("--set", help="Any setting: KEY=VALUE, e.g. "
+                                                   "train.weight_decay=0 or model_params.dropout=0.1.")]
+Progress = Annotated[bool | None, typer.Option(help="Progress bar (default: when on a terminal).")]
+
+
+def data_overrides(data: str | None, fmt: str | None, user_col: str | None, item_col: str | None,
+                   time_col: str | None, rating_col: str | None, min_rating: float | None, k_core: int | None,
+                   data_dir: Path | None, protocol: str | None) -> dict[str, object]:
+    """The data and protocol flags shared by train and compare, as setting overrides."""
+    overrides: dict[str, object] = api.data_source(data) if data is not None else {}
+    return overrides | {"data.format": fmt, "data.user_col": user_col, "data.item_col": item_col,
+                        "data.time_col": time_col, "data.rating_col": rating_col, "data.min_rating": min_rating,
+                        "data.k_core": k_core, "data.data_dir": None if data_dir is None else str(data_dir),
+                        "eval.protocols": None if protocol is None else [p.strip() for p in protocol.split(",")]}
+
+
 @app.command()
 def train(
-    preset: Annotated[Optional[str], typer.Option(help="Named settings, e.g. d2l (the book's experiment).")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="TOML file of settings (applied over the preset).")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Local copy of the dataset (else $SEQREC_DATA_DIR, "
-                                                          "else download to the cache).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="The one seed for everything.")] = None,
-    epochs: Annotated[Optional[int], typer.Option()] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option()] = None,
-    loss: Annotated[Optional[str], typer.Option(help="bpr | hinge | bce.")] = None,
-    L: Annotated[Optional[int], typer.Option("--L", "-L", help="Window length (model setting L).")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda.")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any setting: KEY=VALUE, e.g. "
-                                                      "train.weight_decay=0 or model_params.dropout=0.1.")] = None,
+    preset: Annotated[str | None, typer.Option(help="Named settings, e.g. d2l (the book's experiment).")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML file of settings (applied over the preset).")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name (default: the preset's, else caser).")] = None,
+    data: Data = None, format_: Format = None, user_col: UserCol = None, item_col: ItemCol = None,
+    time_col: TimeCol = None, rating_col: RatingCol = None, min_rating: MinRating = None, k_core: KCore = None,
+    data_dir: DataDir = None, protocol: Protocol = None,
+    seed: Annotated[int | None, typer.Option(help="The one seed for everything.")] = None,
+    epochs: Epochs = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
+    batch_size: Annotated[int | None, typer.Option()] = None,
+    loss: Annotated[str | None, typer.Option(help="bpr | hinge | bce.")] = None,
+    L: Annotated[int | None, typer.Option("--L", "-L", help="Window length (model setting L).")] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda.")] = None,
+    early_stopping_metric: Annotated[str | None, typer.Option(help="Validation metric to stop on, e.g. "
+                                                                      "ndcg@10 (keeps the best epoch).")] = None,
+    patience: Annotated[int | None, typer.Option(help="Epochs without improvement before stopping.")] = None,
+    set_: Sets = None,
     out: Annotated[Path, typer.Option(help="Output folder for metrics.json.")] = Path("runs/latest"),
-    progress: Annotated[Optional[bool], typer.Option(help="Progress bar (default: when on a terminal).")] = None,
+    progress: Progress = None,
 ) -> None:
     """Train a model, evaluate it under each protocol, print a table and write OUT/metrics.json."""
-    overrides = {"data.data_dir": None if data_dir is None else str(data_dir), "seed": seed, "train.epochs": epochs,
-                 "train.lr": lr, "train.batch_size": batch_size, "train.loss": loss, "model_params.L": L,
-                 "train.device": device}
+    overrides = data_overrides(data, format_, user_col, item_col, time_col, rating_col, min_rating, k_core, data_dir,
+                               protocol)
+    overrides |= {"model": model, "seed": seed, "train.epochs": epochs, "train.lr": lr,
+                  "train.batch_size": batch_size, "train.loss": loss, "model_params.L": L, "train.device": device,
+                  "train.early_stopping_metric": early_stopping_metric, "train.patience": patience}
     overrides |= dict(parse_assignment(item) for item in set_ or [])
     run = resolve_run_config(preset, config, overrides)
-    result = api.train(api.load_dataset(run.data), run, progress=progress)
+    log = api.load_dataset(run.data)
+    result = api.train(log, run, progress=progress)
     path = result.write(out)
     console.print(results_table(result))
+    if result.dataset.get("dropped_users"):
+        console.print(f"dropped {result.dataset['dropped_users']} users with too few events for the protocol")
     console.print(f"wrote {path}")
+
+
+@app.command()
+def compare(
+    models: Annotated[str, typer.Option(help="Comma separated: MODEL, MODEL:PRESET or a TOML config file, e.g. "
+                                             "caser:d2l,caser:paper,sasrec.")],
+    data: Data = None, format_: Format = None, user_col: UserCol = None, item_col: ItemCol = None,
+    time_col: TimeCol = None, rating_col: RatingCol = None, min_rating: MinRating = None, k_core: KCore = None,
+    data_dir: DataDir = None, protocol: Protocol = "loo-full",
+    seeds: Annotated[str, typer.Option(help="Comma separated seeds, e.g. 0,1,2.")] = "0,1,2",
+    epochs: Epochs = None, set_: Sets = None,
+    out: Annotated[Path, typer.Option(help="Output folder for compare.json, compare.md, compare.png.")] = Path(
+        "runs/compare"),
+    progress: Progress = None,
+) -> None:
+    """Train and evaluate each model with each seed on one dataset and protocol; write tables and a chart."""
+    overrides = data_overrides(data, format_, user_col, item_col, time_col, rating_col, min_rating, k_core, data_dir,
+                               protocol)
+    overrides |= {"train.epochs": epochs} | dict(parse_assignment(item) for item in set_ or [])
+    configs = experiments.parse_model_specs(models, overrides)
+    seed_list = experiments.parse_seeds(seeds)
+    log = api.load_dataset(next(iter(configs.values())).data)
+    table = experiments.run_grid(configs, seed_list, log, progress=progress,
+                                 on_run=lambda label, seed, r: console.print(
+                                     f"{label} seed {seed}: {r.timings['train_seconds']:.1f} s"))
+    paths = experiments.write_comparison(table, out)
+    console.print(experiments.markdown_table(table))
+    console.print(f"wrote {', '.join(map(str, paths))}")
 
 
 def main() -> None:

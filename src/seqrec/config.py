@@ -9,15 +9,19 @@ from __future__ import annotations
 import copy
 import dataclasses
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
+from seqrec.data.filters import DEDUPE, SHORT_USERS
+from seqrec.data.readers import FORMATS
 from seqrec.errors import ConfigError
+from seqrec.evaluation.protocols import PROTOCOLS
 from seqrec.models import model_config
 
 LOSS_NAMES = ("bpr", "hinge", "bce")
-PROTOCOL_NAMES = ("d2l", "d2l-fixed")
+PROTOCOL_NAMES = tuple(PROTOCOLS)
 
 
 def _require(condition: bool, message: str) -> None:
@@ -30,6 +34,26 @@ class DataConfig:
     dataset: str = "ml-100k"            # a known public dataset (see seqrec.datasets)
     data_dir: str | None = None         # local copy; else $SEQREC_DATA_DIR, else the download cache
     verify_checksum: bool = True        # refuse a copy whose u.data is not the published file
+    path: str | None = None             # an interaction log file instead of a known dataset
+    format: str | None = None           # csv | tsv | parquet | sequences (None: from the file extension)
+    user_col: str = "user"              # column mapping for csv / tsv / parquet
+    item_col: str = "item"
+    time_col: str | None = None         # None: file order is time order
+    rating_col: str | None = None
+    has_header: bool = True             # csv / tsv; without a header columns are column_1, column_2, ...
+    numeric_ids: bool = False           # require integer user and item ids (else strings are kept)
+    min_rating: float | None = None     # keep events with rating >= min_rating (needs rating_col)
+    dedupe: str = "exact"               # none | exact (same user, item, time) | user-item (first event kept)
+    k_core: int = 0                     # iterative k-core on users and items (0: off)
+    short_users: str = "drop"           # users with too few events for the protocol: drop (counted) | error
+
+    def __post_init__(self) -> None:
+        _require(self.format is None or self.format in FORMATS,
+                 f"data.format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+        _require(self.dedupe in DEDUPE, f"data.dedupe must be one of {', '.join(DEDUPE)}, got {self.dedupe!r}")
+        _require(self.short_users in SHORT_USERS,
+                 f"data.short_users must be one of {', '.join(SHORT_USERS)}, got {self.short_users!r}")
+        _require(self.k_core >= 0, f"data.k_core must be >= 0, got {self.k_core}")
 
 
 @dataclass(frozen=True)
@@ -43,6 +67,8 @@ class TrainConfig:
     num_negatives: int = 1              # sampled negatives per window, redrawn every epoch
     device: str = "auto"                # auto (GPU when present) | cpu | cuda | cuda:N
     eval_every: int = 0                 # evaluate every N epochs (0: only after training)
+    early_stopping_metric: str | None = None  # e.g. "ndcg@10": validate every epoch, keep the best weights
+    patience: int = 5                   # stop after this many epochs without a better validation value
 
     def __post_init__(self) -> None:
         _require(self.loss in LOSS_NAMES, f"train.loss must be one of {', '.join(LOSS_NAMES)}, got {self.loss!r}")
@@ -53,13 +79,16 @@ class TrainConfig:
         _require(self.T >= 1, f"train.T must be >= 1, got {self.T}")
         _require(self.num_negatives >= 1, f"train.num_negatives must be >= 1, got {self.num_negatives}")
         _require(self.eval_every >= 0, f"train.eval_every must be >= 0, got {self.eval_every}")
+        _require(self.patience >= 1, f"train.patience must be >= 1, got {self.patience}")
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    protocols: tuple[str, ...] = PROTOCOL_NAMES
-    ks: tuple[int, ...] = (10, 50)      # cut-offs for hr@k / hit@k; ndcg is reported at the smallest
+    protocols: tuple[str, ...] = ("loo-full",)  # all on one split (see seqrec.evaluation.protocols)
+    ks: tuple[int, ...] = ()            # cut-offs for @k metrics (empty: each protocol's own)
     batch_size: int = 1024              # users scored per step
+    num_sampled: int = 100              # loo-sampled: negatives per case, drawn with the run's seed
+    allow_repeats: bool = False         # rank items already in the history (repeat-consumption data)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "protocols", tuple(self.protocols))
@@ -67,8 +96,9 @@ class EvalConfig:
         unknown = [p for p in self.protocols if p not in PROTOCOL_NAMES]
         _require(not unknown, f"unknown protocol {unknown[0] if unknown else ''!r}; known: {', '.join(PROTOCOL_NAMES)}")
         _require(bool(self.protocols), "eval.protocols must name at least one protocol")
-        _require(bool(self.ks) and all(k >= 1 for k in self.ks), f"eval.ks must be positive, got {self.ks}")
+        _require(all(k >= 1 for k in self.ks), f"eval.ks must be positive, got {self.ks}")
         _require(self.batch_size >= 1, f"eval.batch_size must be >= 1, got {self.batch_size}")
+        _require(self.num_sampled >= 1, f"eval.num_sampled must be >= 1, got {self.num_sampled}")
 
 
 @dataclass(frozen=True)
@@ -112,7 +142,8 @@ def _merge(base: dict[str, Any], update: Mapping[str, Any], where: str) -> dict[
         elif key in _TOP_LEVEL:
             out[key] = value
         else:
-            raise ConfigError(f"{where}: unknown setting {key!r}; known: {', '.join(sorted(_TOP_LEVEL | set(_SECTIONS)))}")
+            known = ", ".join(sorted(_TOP_LEVEL | set(_SECTIONS)))
+            raise ConfigError(f"{where}: unknown setting {key!r}; known: {known}")
     return out
 
 
@@ -177,5 +208,8 @@ def resolve_run_config(preset: str | None = None, config_file: Path | None = Non
         raw = _merge(raw, PRESETS[preset], f"preset {preset}")
     if config_file is not None:
         raw = _merge(raw, load_toml(config_file), str(config_file))
-    raw = _merge(raw, _nest(overrides or {}), "flags")
+    flags = _nest(overrides or {})
+    if preset is not None and "model" in flags and flags["model"] != PRESETS[preset].get("model", flags["model"]):
+        raise ConfigError(f"preset {preset!r} is for model {PRESETS[preset]['model']!r}, not {flags['model']!r}")
+    raw = _merge(raw, flags, "flags")
     return build_run_config(raw)

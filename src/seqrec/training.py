@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -18,6 +18,7 @@ from seqrec.data.sequences import Windows
 from seqrec.losses import LOSSES
 
 EpochCallback = Callable[[int, nn.Module], "dict[str, float] | None"]
+STOP = "stop"   # a callback returning {STOP: True, ...} ends training after this epoch
 
 
 @dataclass
@@ -83,5 +84,8 @@ def fit(model: nn.Module, windows: Windows, sampler: NegativeSampler, cfg: Train
                       "train_seconds": time.perf_counter() - started}
             if on_epoch_end is not None:
                 record |= on_epoch_end(epoch, model) or {}
+            stop = record.pop(STOP, False)
             history.epochs.append(record)
+            if stop:
+                break
     return history

@@ -5,7 +5,8 @@ Index 0 is reserved: item 0 is padding, user 0 is "unknown". Real entities are 1
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +18,7 @@ class IdMap:
     external: np.ndarray                # (n,) sorted unique external ids; index i+1 <-> external[i]
 
     @classmethod
-    def fit(cls, values: np.ndarray) -> tuple["IdMap", np.ndarray]:
+    def fit(cls, values: np.ndarray) -> tuple[IdMap, np.ndarray]:
         """Map `values` to dense indices; returns the map and the indices (same shape, >= 1)."""
         external, inverse = np.unique(values, return_inverse=True)
         return cls(external), inverse.astype(np.int64) + 1
@@ -47,6 +48,7 @@ class Interactions:
     item_map: IdMap
     item_titles: np.ndarray | None = None  # (num_items + 1,) str, index 0 empty
     checksum: str = ""                     # sha256 of the source file, for provenance
+    source: dict[str, Any] = field(default_factory=dict)  # file, format and event counts after each filter
 
     @property
     def num_users(self) -> int:
@@ -59,7 +61,7 @@ class Interactions:
     def __len__(self) -> int:
         return len(self.users)
 
-    def take(self, rows: np.ndarray) -> "Interactions":
+    def take(self, rows: np.ndarray) -> Interactions:
         """The same log restricted to (and ordered by) `rows`; id maps are kept."""
         return Interactions(self.users[rows], self.items[rows], self.times[rows], self.user_map, self.item_map,
-                            self.item_titles, self.checksum)
+                            self.item_titles, self.checksum, self.source)
