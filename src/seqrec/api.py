@@ -60,6 +60,17 @@ def split_for(log: Interactions, cfg: RunConfig) -> tuple[Interactions, Split, i
     return log, split_fn(log), dropped
 
 
+def evaluation_negatives(log: Interactions, split: Split, cfg: RunConfig) -> dict[str, np.ndarray]:
+    """The sampled candidates of loo-sampled per stage ('test', 'valid'): a function of the log, the split,
+    eval.num_sampled and the seed only, so every model sees the same ones. Empty for full-ranking protocols."""
+    if not any(PROTOCOLS[p].candidates == "sampled" for p in cfg.eval.protocols):
+        return {}
+    seen = all_items(log)
+    stages = {"test": split.test} | ({"valid": split.valid} if split.valid is not None else {})
+    return {stage: sampled_negatives(seen, cases.users, log.num_items, cfg.eval.num_sampled, (cfg.seed, i))
+            for i, (stage, cases) in enumerate(stages.items())}
+
+
 def all_items(log: Interactions) -> Sequences:
     """Every item each user interacted with (the items loo-sampled never draws as negatives)."""
     order = np.argsort(log.users, kind="stable")
@@ -119,11 +130,7 @@ def train(log: Interactions, cfg: RunConfig, progress: bool | None = None) -> Tr
     if metric is not None and split.valid is None:
         raise ConfigError(f"train.early_stopping_metric needs a validation split; protocol {primary} has none "
                           "(use loo-full, loo-sampled or caser-paper)")
-    negatives: dict[str, np.ndarray] = {}
-    if any(PROTOCOLS[p].candidates == "sampled" for p in cfg.eval.protocols):   # the same for every model
-        seen = all_items(log)
-        negatives = {stage: sampled_negatives(seen, cases.users, log.num_items, cfg.eval.num_sampled, (cfg.seed, i))
-                     for i, (stage, cases) in enumerate(stages.items())}
+    negatives = evaluation_negatives(log, split, cfg)
 
     def evaluate_all(model: nn.Module, stage: str) -> dict[str, dict[str, float]]:
         model.eval()

@@ -80,7 +80,7 @@ def require_events(log: Interactions, min_events: int, policy: str, protocol: st
     if short.size == 0:
         return log, 0
     if policy == "error":
-        user = log.user_map.to_external(short[:1])[0]
+        user = log.user_map.to_external(short[:1]).tolist()[0]
         raise DataError(f"user {user!r} has {counts[short[0]]} event(s) but protocol {protocol} needs at least "
                         f"{min_events} per user ({short.size} such users; data.short_users='drop' drops them)")
     kept = compact(log, np.isin(log.users, short, invert=True))
