@@ -102,8 +102,8 @@ def parse_model_specs(text: str, overrides: Mapping[str, Any] | None = None) -> 
         raise ConfigError("--models names no model")
     first = next(iter(configs.values()))
     for label, cfg in configs.items():
-        if cfg.data != first.data or cfg.eval.protocols != first.eval.protocols:
-            raise ConfigError(f"{label}: every model of a comparison must use the same data and protocols")
+        if cfg.data != first.data or cfg.eval != first.eval:
+            raise ConfigError(f"{label}: every model of a comparison must use the same data and [eval] settings")
     return configs
 
 
