@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import polars as pl
 import pytest
-from conftest import markov_log
 
+from conftest import markov_log
 from seqrec import cli
 from seqrec.config import PRESETS
 from seqrec.errors import ConfigError

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import make_log, markov_log
 from torch import nn
 
+from conftest import make_log, markov_log
 from seqrec import api
 from seqrec.config import DataConfig, EvalConfig, RunConfig
 from seqrec.data.sequences import make_windows

@@ -84,7 +84,8 @@ def test_filters_rating_dedupe_and_iterative_k_core(tmp_path):
 @pytest.mark.parametrize(("text", "columns", "numeric", "message"), [
     ("user,item\n1,2\n", Columns(time="ts"), False, r"missing column\(s\) 'ts'; columns found: user, item"),
     ("user,item,t\n1,2,5\n1,3,x7\n", Columns(time="t"), False, r"log.csv:3: column 't' .*: 'x7'"),
-    ("user,item,r\n1,2,5\n1,3,4\n1,4,high\n", Columns(rating="r"), False, r"log.csv:4: column 'r' is not a number: 'high'"),
+    ("user,item,r\n1,2,5\n1,3,4\n1,4,high\n", Columns(rating="r"), False,
+     r"log.csv:4: column 'r' is not a number: 'high'"),
     ("user,item\n1,2\nx9,3\n", Columns(), True, r"log.csv:3: column 'user' is not an integer id: 'x9'"),
     ("user,item\n1,2\n1,\n", Columns(), False, r"log.csv:3: column 'item' is empty"),
 ])
@@ -94,7 +95,7 @@ def test_bad_input_names_file_line_column_and_value(tmp_path, text, columns, num
 
 
 def test_missing_file_unknown_format_and_empty_result(tmp_path):
-    with pytest.raises(DataError, match="nope.csv: file not found"):
+    with pytest.raises(DataError, match=r"nope\.csv: file not found"):
         read_log(tmp_path / "nope.csv")
     with pytest.raises(ConfigError, match="--format"):
         read_log(write(tmp_path, "log.dat", CSV))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import markov_log
 from torch import nn
 
+from conftest import markov_log
 from seqrec import api
 from seqrec.config import EvalConfig, RunConfig, TrainConfig
 from seqrec.data.sampling import NegativeSampler
