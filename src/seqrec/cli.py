@@ -118,7 +118,7 @@ def compare(
                                  on_run=lambda label, seed, r: console.print(
                                      f"{label} seed {seed}: {r.timings['train_seconds']:.1f} s"))
     paths = experiments.write_comparison(table, out)
-    console.print(experiments.markdown_table(table))
+    typer.echo(experiments.markdown_table(table))
     console.print(f"wrote {', '.join(map(str, paths))}")
 
 

@@ -157,7 +157,7 @@ def plot_comparison(table: GridTable, path: Path) -> Path:
         ax.bar(x + (i - (len(metrics) - 1) / 2) * width, [s["mean"] for s in stats], width,
                yerr=[s["std"] for s in stats], capsize=3, label=name)
     ax.set_xticks(x, labels, rotation=20 if len(labels) > 4 else 0)
-    ax.set_ylabel("test metric (mean over seeds)")
+    ax.set_ylabel("test metric (mean ± std over seeds)")
     ax.set_title(f"protocol {table.protocol}")
     ax.legend()
     fig.tight_layout()
