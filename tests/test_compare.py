@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from conftest import markov_log
-from seqrec import cli
+from seqrec import api, cli
 from seqrec.config import PRESETS
 from seqrec.errors import ConfigError
 from seqrec.experiments import parse_model_specs, parse_seeds
@@ -50,6 +50,14 @@ def test_compare_writes_json_markdown_and_chart(tmp_path, monkeypatch, capsys):
     markdown = (out / "compare.md").read_text()
     assert "| model | hr@10 | ndcg@10 |" in markdown and markdown.count("\n| caser") == 2
     assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_data_names_a_known_dataset_unless_a_file_of_that_name_exists(tmp_path, monkeypatch):
+    assert api.data_source("ml-100k") == {"data.dataset": "ml-100k"}
+    assert api.data_source("events.csv") == {"data.path": "events.csv"}
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ml-100k").write_text("user,item\n")
+    assert api.data_source("ml-100k") == {"data.path": "ml-100k"}
 
 
 def test_model_specs_and_seeds():

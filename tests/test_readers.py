@@ -117,3 +117,8 @@ def test_ml100k_as_a_csv_reads_as_the_same_log(ml100k_dir, tmp_path):
     for name in ("users", "items", "times"):
         assert np.array_equal(getattr(from_csv, name), getattr(native, name))
     assert np.array_equal(from_csv.item_map.external, native.item_map.external)
+
+
+def test_string_id_maps_do_not_truncate_longer_ids(tmp_path):
+    log = read_log(write(tmp_path, "log.csv", "user,item\na,x\nb,y\n"))
+    assert log.user_map.to_index(np.array(["a", "ab", "b"])).tolist() == [1, 0, 2]

@@ -66,7 +66,7 @@ class TrainConfig:
     T: int = 1                          # targets per training window
     num_negatives: int = 1              # sampled negatives per window, redrawn every epoch
     device: str = "auto"                # auto (GPU when present) | cpu | cuda | cuda:N
-    eval_every: int = 0                 # evaluate every N epochs (0: only after training)
+    eval_every: int = 0                 # evaluate every N epochs (validation cases when the split has them)
     early_stopping_metric: str | None = None  # e.g. "ndcg@10": validate every epoch, keep the best weights
     patience: int = 5                   # stop after this many epochs without a better validation value
 

@@ -28,7 +28,8 @@ class IdMap:
 
     def to_index(self, values: np.ndarray) -> np.ndarray:
         """Dense indices of external ids; 0 for ids the map does not know."""
-        values = np.asarray(values, dtype=self.external.dtype)
+        values = np.asarray(values)        # strings are compared whole (casting to the map's width would cut them)
+        values = values.astype(str) if self.external.dtype.kind == "U" else values.astype(self.external.dtype)
         pos = np.searchsorted(self.external, values).clip(max=max(len(self.external) - 1, 0))
         known = len(self.external) > 0 and self.external[pos] == values
         return np.where(known, pos + 1, 0).astype(np.int64)
