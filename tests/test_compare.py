@@ -13,7 +13,7 @@ from conftest import markov_log
 from seqrec import api, cli
 from seqrec.config import PRESETS
 from seqrec.errors import ConfigError
-from seqrec.experiments import parse_model_specs, parse_seeds
+from seqrec.experiments import GridTable, parse_model_specs, parse_seeds
 
 
 def write_log(tmp_path):
@@ -77,6 +77,18 @@ def test_model_specs_and_seeds():
         parse_model_specs("caser,caser")
 
 
+def test_model_specs_from_toml_files(tmp_path):
+    small = tmp_path / "small.toml"
+    small.write_text('model = "caser"\n[model_params]\nembedding_dim = 8\n[train]\nepochs = 2\n')
+    configs = parse_model_specs(f"{small},caser", {"train.epochs": 1})
+    assert list(configs) == ["small", "caser"]
+    assert configs["small"].model_params == {"embedding_dim": 8} and configs["small"].train.epochs == 1
+    other = tmp_path / "other.toml"
+    other.write_text('[eval]\nprotocols = ["caser-paper"]\n')
+    with pytest.raises(ConfigError, match="same data and \\[eval\\] settings"):
+        parse_model_specs(f"caser,{other}")
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--protocol", "loo"], "unknown protocol 'loo'"),
     (["--model", "nosuch"], "unknown model 'nosuch'"),
@@ -101,3 +113,8 @@ def test_train_from_a_file_writes_the_metrics_contract(tmp_path, monkeypatch, ca
     assert {"hr@10", "ndcg@10", "mrr", "auc"} <= set(metrics["metrics"]["loo-full"]) and metrics["seed"] == 3
     assert metrics["best_epoch"] in (1, 2) and "valid/loo-full/ndcg@10" in metrics["history"][0]
     assert metrics["dataset"]["cases"] == {"test": 40, "valid": 40}
+
+
+def test_sampled_protocols_chart_their_sampled_metrics():
+    assert GridTable("loo-sampled", 100).headline() == ("hr@10/sampled100", "ndcg@10/sampled100")
+    assert GridTable("caser-paper", 100).headline() == ("precision@10", "map")
