@@ -56,7 +56,8 @@ def main() -> None:
             started = time.perf_counter()
             evaluate(model, split.test, protocol, 5, log.num_users, log.num_items)
             times.append(time.perf_counter() - started)
-        print(f"eval   {protocol}: all {len(split.test)} users in {statistics.median(times) * 1000:.1f} ms (median of 10)")
+        median_ms = statistics.median(times) * 1000
+        print(f"eval   {protocol}: all {len(split.test)} users in {median_ms:.1f} ms (median of 10)")
 
     with tempfile.TemporaryDirectory() as out:
         command = [sys.executable, "-m", "seqrec", "train", "--preset", "d2l", "--seed", "0", "--out", out]
