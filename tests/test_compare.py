@@ -9,11 +9,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from conftest import markov_log
 from seqrec import api, cli
 from seqrec.config import PRESETS
 from seqrec.errors import ConfigError
 from seqrec.experiments import GridTable, parse_model_specs, parse_seeds
+from tests.conftest import markov_log
 
 
 def write_log(tmp_path):

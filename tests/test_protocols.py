@@ -9,7 +9,6 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import make_log, markov_log
 from seqrec import api
 from seqrec.config import DataConfig, EvalConfig, RunConfig
 from seqrec.data.sequences import make_windows
@@ -17,6 +16,7 @@ from seqrec.data.split import caser_paper_split, loo_split
 from seqrec.errors import ConfigError, DataError
 from seqrec.evaluation.metrics import set_metrics
 from seqrec.evaluation.protocols import evaluate, sampled_negatives
+from tests.conftest import make_log, markov_log
 
 
 class FixedScores(nn.Module):

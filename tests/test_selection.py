@@ -7,7 +7,6 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import markov_log
 from seqrec import api
 from seqrec.config import EvalConfig, RunConfig, TrainConfig
 from seqrec.data.sampling import NegativeSampler
@@ -16,6 +15,7 @@ from seqrec.errors import ConfigError
 from seqrec.models import build_model
 from seqrec.selection import EarlyStopping
 from seqrec.training import STOP, fit
+from tests.conftest import markov_log
 
 
 def test_early_stopping_stops_at_patience_and_restores_the_best_weights():

@@ -145,7 +145,8 @@ def train(log: Interactions, cfg: RunConfig, progress: bool | None = None) -> Tr
         if stopper is None and (not cfg.train.eval_every or epoch % cfg.train.eval_every):
             return None
         metrics = evaluate_all(model, curve_stage)
-        record: dict[str, float] = {f"{curve_stage}/{p}/{k}": v for p, m in metrics.items() for k, v in m.items()}
+        prefix = "valid/" if curve_stage == "valid" else ""          # test curves (d2l) keep "PROTOCOL/METRIC"
+        record: dict[str, float] = {f"{prefix}{p}/{k}": v for p, m in metrics.items() for k, v in m.items()}
         if stopper is not None:
             key = metric_key(primary, stopper.metric, cfg.eval.num_sampled)
             if key not in metrics[primary]:
