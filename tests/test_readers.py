@@ -122,3 +122,12 @@ def test_ml100k_as_a_csv_reads_as_the_same_log(ml100k_dir, tmp_path):
 def test_string_id_maps_do_not_truncate_longer_ids(tmp_path):
     log = read_log(write(tmp_path, "log.csv", "user,item\na,x\nb,y\n"))
     assert log.user_map.to_index(np.array(["a", "ab", "b"])).tolist() == [1, 0, 2]
+
+
+def test_parquet_and_sequences_errors_name_the_row_or_line(tmp_path):
+    pl.DataFrame({"user": [1, 2], "item": [3, 4], "t": ["5", "soon"]}).write_parquet(tmp_path / "log.parquet")
+    with pytest.raises(DataError, match=r"log\.parquet: row 2: column 't' .*: 'soon'"):
+        read_log(tmp_path / "log.parquet", columns=Columns(time="t"))
+    path = write(tmp_path, "seqs.txt", "1 2 3\n\n2 4 x5\n")
+    with pytest.raises(DataError, match=r"seqs\.txt:3: column 'item' is not an integer id: 'x5'"):
+        read_log(path, numeric_ids=True)
