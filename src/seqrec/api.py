@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from seqrec import bundle as bundles
 from seqrec.config import DataConfig, RunConfig
 from seqrec.data.interactions import Interactions
 from seqrec.data.movielens import load_ml100k
@@ -23,6 +24,7 @@ from seqrec.datasets import resolve_ml100k
 from seqrec.errors import ConfigError
 from seqrec.evaluation.protocols import evaluate
 from seqrec.models import build_model, count_parameters, model_config
+from seqrec.recommend import recommend
 from seqrec.training import fit, resolve_device
 
 DATASETS = {"ml-100k": lambda cfg: load_ml100k(resolve_ml100k(cfg.data_dir), cfg.verify_checksum)}
@@ -45,6 +47,7 @@ class TrainResult:
     timings: dict[str, float]
     num_parameters: int
     dataset: dict[str, Any] = field(default_factory=dict)
+    log: Interactions | None = field(default=None, repr=False)    # the training log, for the bundle
 
     def to_json(self) -> dict[str, Any]:
         return {"metrics": self.metrics, "seed": self.config.seed, "config": self.config.to_dict(),
@@ -97,4 +100,16 @@ def train(log: Interactions, cfg: RunConfig, progress: bool | None = None) -> Tr
                "windows_per_epoch": len(windows)}
     dataset = {"name": cfg.data.dataset, "sha256": log.checksum, "num_users": log.num_users,
                "num_items": log.num_items, "num_events": len(log), "device": str(device)}
-    return TrainResult(model.cpu().eval(), cfg, metrics, history.epochs, timings, count_parameters(model), dataset)
+    return TrainResult(model.cpu().eval(), cfg, metrics, history.epochs, timings, count_parameters(model), dataset, log)
+
+
+def save_bundle(result: TrainResult, path: Path) -> Path:
+    """Write the bundle of a trained model to folder `path` (atomically; see seqrec.bundle)."""
+    if result.log is None:
+        raise ConfigError("this TrainResult carries no training log, so no bundle can be made")
+    made = bundles.make_bundle(result.model, result.log, result.config.to_dict(), result.metrics)
+    return bundles.save_bundle(made, path)
+
+
+load_bundle = bundles.load_bundle
+__all__ = ["TrainResult", "load_bundle", "load_dataset", "recommend", "save_bundle", "train"]
