@@ -57,7 +57,7 @@ class Histories:
     seen: Sequences
 
     @classmethod
-    def from_log(cls, log: Interactions, L: int) -> "Histories":
+    def from_log(cls, log: Interactions, L: int) -> Histories:
         """Every event in time order (ties keep log order), all of it, including held-out events."""
         order = np.lexsort((np.arange(len(log)), log.times, log.users))
         by_user = Sequences.from_sorted(log.users[order], log.items[order])

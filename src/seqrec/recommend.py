@@ -8,8 +8,9 @@ sequence) are excluded unless `exclude_seen=False`; padding (item 0) is never re
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -104,10 +105,10 @@ def recommend(bundle: Bundle, users: Sequence[Any] | None = None,
     if users is None and sequences is None:
         raise SeqrecError("recommend needs users, sequences of recent items, or both")
     if users is not None and sequences is not None and len(users) != len(sequences):
-        raise SeqrecError(f"got {len(users)} users but {len(sequences)} sequences; pass one sequence (or None) per user")
+        raise SeqrecError(f"got {len(users)} users but {len(sequences)} sequences; pass one (or None) per user")
     count = len(users) if users is not None else len(sequences)
     user_idx = bundle.user_index(list(users)) if users is not None else np.zeros(count, np.int64)
-    sequences = [s if s is not None and len(s) else None for s in sequences] if sequences is not None else [None] * count
+    sequences = [None] * count if sequences is None else [s if s is not None and len(s) else None for s in sequences]
     stranded = [users[i] for i in range(count) if sequences[i] is None and user_idx[i] == 0]
     if stranded:
         raise UnknownUserError(f"unknown user(s) {', '.join(map(repr, stranded[:10]))}: the bundle has no history for "

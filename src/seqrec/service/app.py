@@ -7,9 +7,10 @@ Routes are plain `def`: scoring is CPU work for the thread pool.
 from __future__ import annotations
 
 import hmac
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, AsyncIterator
+from typing import Annotated
 
 from fastapi import Body, Depends, FastAPI, Header, HTTPException, Request
 from fastapi.exception_handlers import request_validation_exception_handler
@@ -20,8 +21,7 @@ from seqrec import __version__
 from seqrec.bundle import FORMAT_VERSION, bundle_dir, load_bundle
 from seqrec.errors import SeqrecError
 from seqrec.recommend import UnknownUserError
-from seqrec.service.schemas import (Events, EventsResponse, Health, RecommendRequest, RecommendResponse,
-                                    Recommended)
+from seqrec.service.schemas import Events, EventsResponse, Health, Recommended, RecommendRequest, RecommendResponse
 from seqrec.service.state import LiveHistories
 from seqrec.service.store import EventStore
 

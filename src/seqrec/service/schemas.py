@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+    model_validator,
+)
 
 MAX_K = 1000                    # also capped at the bundle's num_items
 MAX_ITEMS = 1000                # recent items in one /recommend request
@@ -26,7 +35,7 @@ class RecommendRequest(_Body):
     exclude_seen: bool = Field(True, description="Leave out items the user has already interacted with.")
 
     @model_validator(mode="after")
-    def _user_or_items(self) -> "RecommendRequest":
+    def _user_or_items(self) -> RecommendRequest:
         if self.user is None and not self.items:
             raise ValueError("give a user, a non-empty list of recent items, or both")
         return self
