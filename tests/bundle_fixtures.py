@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_log, markov_log
 
+from conftest import make_log, markov_log
 from seqrec.bundle import Bundle, make_bundle, save_bundle
 from seqrec.config import RunConfig
 from seqrec.data.interactions import Interactions
@@ -35,7 +35,6 @@ def titled_log() -> Interactions:
     return Interactions(log.users, log.items, log.times, log.user_map, log.item_map, titles, "abc")
 
 
-@pytest.fixture(scope="session")
-def saved_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A saved bundle folder; tests that modify it copy it first."""
-    return save_bundle(random_bundle(), tmp_path_factory.mktemp("bundles") / "markov")
+def saved_random_bundle(factory: pytest.TempPathFactory) -> Path:
+    """A saved bundle folder for a module-scoped fixture; tests that modify it copy it first."""
+    return save_bundle(random_bundle(), factory.mktemp("bundles") / "markov")

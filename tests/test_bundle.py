@@ -12,12 +12,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from bundle_fixtures import random_bundle, saved_bundle, titled_log  # noqa: F401
-from conftest import REPO, make_log
 
+from bundle_fixtures import random_bundle, saved_random_bundle, titled_log
+from conftest import REPO, make_log
 from seqrec import bundle as bundles
 from seqrec.bundle import FORMAT_VERSION, Histories, load_bundle, save_bundle
 from seqrec.errors import SeqrecError
+
+
+@pytest.fixture(scope="module")
+def saved_bundle(tmp_path_factory):
+    return saved_random_bundle(tmp_path_factory)
 
 
 def _all_scores(b: bundles.Bundle) -> torch.Tensor:
@@ -91,12 +96,12 @@ def test_truncated_or_tampered_files_are_rejected(saved_bundle, tmp_path, name):
     (truncated / name).write_bytes(data[: len(data) // 2])
     (flipped / name).write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
     for folder in (truncated, flipped):
-        with pytest.raises(SeqrecError, match=f"{name}: sha256 does not match"):
+        with pytest.raises(SeqrecError, match=rf"{name}: sha256 does not match"):
             load_bundle(folder)
 
 
 def test_missing_or_broken_bundle_json_is_rejected(saved_bundle, tmp_path):
-    with pytest.raises(SeqrecError, match="bundle.json: file not found"):
+    with pytest.raises(SeqrecError, match=r"bundle\.json: file not found"):
         load_bundle(tmp_path)
     broken = _copy(saved_bundle, tmp_path / "b")
     (broken / "bundle.json").write_text((saved_bundle / "bundle.json").read_text()[:50])
