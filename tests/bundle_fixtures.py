@@ -27,7 +27,7 @@ def random_bundle(log: Interactions | None = None, seed: int = 0) -> Bundle:
 
 
 def titled_log() -> Interactions:
-    """String user ids, integer item ids with titles; user 'u9' has seen every item but two."""
+    """String user ids, integer item ids with titles; user 'u9' has seen every item but one (9)."""
     users = ["u1"] * 5 + ["u2"] * 4 + ["u9"] * 8
     items = [3, 1, 4, 1, 5, 9, 2, 6, 5, 1, 2, 3, 4, 5, 6, 7, 8]
     log = make_log(users, items, times=[5, 1, 4, 1, 5, 9, 2, 6, 5, 1, 2, 3, 4, 5, 6, 7, 8])
