@@ -30,7 +30,7 @@ def _oracle(bundle, user: int, seq: list[int], k: int, exclude: set[int]) -> lis
 
 
 def _seen(bundle, user: int) -> set[int]:
-    rows, items = bundle.histories.seen_of(np.array([user]))
+    _, items = bundle.histories.seen_of(np.array([user]))
     return set(items.tolist())
 
 
@@ -72,16 +72,16 @@ def test_an_explicit_sequence_replaces_a_known_users_history(bundle):
 
 
 def test_unknown_user_without_a_sequence_and_unknown_items_are_named(bundle):
-    with pytest.raises(UnknownUserError, match="unknown user.*'ghost'.*pass a sequence"):
+    with pytest.raises(UnknownUserError, match=r"unknown user.*'ghost'.*pass a sequence"):
         recommend(bundle, users=[1, "ghost"])
-    with pytest.raises(SeqrecError, match="unknown item id.*999, 'x'"):
+    with pytest.raises(SeqrecError, match=r"unknown item id.*999, 'x'"):
         recommend(bundle, sequences=[[1, 999, "x", 999]])
     with pytest.raises(SeqrecError, match=r"k must be between 1 and the number of items \(30\), got 31"):
         recommend(bundle, users=[1], k=31)
 
 
 def test_a_batch_matches_one_query_at_a_time(bundle):
-    users = list(range(1, 41)) + ["new"]
+    users = [*range(1, 41), "new"]
     sequences = [None] * 40 + [[1, 2]]
     sequences[5] = [7, 8, 9, 10]
     batch = recommend(bundle, users=users, sequences=sequences, k=7)
