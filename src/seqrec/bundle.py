@@ -180,7 +180,9 @@ def save_bundle(bundle: Bundle, path: Path) -> Path:
         meta = bundle.meta | {"format_version": FORMAT_VERSION, "files": files}
         (tmp / META).write_text(json.dumps(meta, indent=2) + "\n")
         for f in tmp.iterdir():
+            f.chmod(0o644)                      # mkdtemp and some writers make owner-only files
             _fsync(f)
+        tmp.chmod(0o755)
         _fsync(tmp)
         if path.exists() and _exchange(tmp, path):
             shutil.rmtree(tmp)                  # tmp now holds the previous bundle
