@@ -28,7 +28,7 @@ from seqrec.recommend import recommend
 from seqrec.service import create_app
 
 with warnings.catch_warnings():                 # starlette's note that its TestClient will move off httpx
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
 TOKEN = "s3cret"
