@@ -36,7 +36,9 @@ def last_items(seqs: Sequence[np.ndarray], L: int) -> np.ndarray:
     """(B, L): the last L items of each variable-length sequence, left-padded with 0."""
     lengths = np.array([len(s) for s in seqs], np.int64)
     items = np.concatenate([np.asarray(s, np.int64) for s in seqs]) if len(seqs) else np.zeros(0, np.int64)
-    return Sequences(np.arange(len(seqs)), np.r_[0, np.cumsum(lengths)].astype(np.int64), items).last(L)
+    indptr = np.zeros(len(seqs) + 1, np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    return Sequences(np.arange(len(seqs)), indptr, items).last(L)
 
 
 def check_k(k: int, num_items: int) -> None:
@@ -59,8 +61,11 @@ def top_k(bundle: Bundle, users: np.ndarray, seqs: np.ndarray, exclude_rows: np.
         stop = min(start + batch_size, len(users))
         scores = model.score_all(users_t[start:stop], seqs_t[start:stop])          # (b, num_items + 1)
         scores[:, 0] = -torch.inf                                                   # padding is never an item
-        chunk = (rows_t >= start) & (rows_t < stop)
-        scores[rows_t[chunk] - start, items_t[chunk]] = -torch.inf
+        if start == 0 and stop == len(users):                                       # one chunk: no filtering
+            scores[rows_t, items_t] = -torch.inf
+        else:
+            chunk = (rows_t >= start) & (rows_t < stop)
+            scores[rows_t[chunk] - start, items_t[chunk]] = -torch.inf
         values, indices = torch.topk(scores, k, dim=1)                              # (b, k)
         out_items.append(indices)
         out_scores.append(values)
@@ -79,7 +84,7 @@ def rank(bundle: Bundle, users: np.ndarray, seqs: np.ndarray, also_seen: Sequenc
     rows, items = bundle.histories.seen_of(users)
     extra_rows = np.repeat(np.arange(len(also_seen)), [len(s) for s in also_seen])
     extra = np.concatenate([np.asarray(s, np.int64) for s in also_seen]) if len(also_seen) else np.zeros(0, np.int64)
-    return top_k(bundle, users, seqs, np.r_[rows, extra_rows], np.r_[items, extra], k)
+    return top_k(bundle, users, seqs, np.concatenate([rows, extra_rows]), np.concatenate([items, extra]), k)
 
 
 def decode(bundle: Bundle, user_ids: Sequence[Any], items: np.ndarray, scores: np.ndarray) -> list[Recommendation]:

@@ -15,7 +15,8 @@ from typing import Annotated
 from fastapi import Body, Depends, FastAPI, Header, HTTPException, Request
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 
 from seqrec import __version__
 from seqrec.bundle import FORMAT_VERSION, bundle_dir, load_bundle
@@ -31,6 +32,10 @@ EVENTS_FILE = "events.sqlite"
 def default_events_path(bundle_path: Path) -> Path:
     """events.sqlite next to the bundle folder (in the run folder when the bundle is RUN/bundle)."""
     return bundle_dir(bundle_path).resolve().parent / EVENTS_FILE
+
+
+def _json(body: BaseModel) -> Response:
+    return Response(body.model_dump_json(), media_type="application/json")
 
 
 def create_app(bundle_path: Path, events_path: Path | None = None, token: str | None = None) -> FastAPI:
@@ -76,22 +81,24 @@ def create_app(bundle_path: Path, events_path: Path | None = None, token: str | 
     async def seqrec_error(request: Request, exc: SeqrecError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404 if isinstance(exc, UnknownUserError) else 422)
 
+    # Routes return ready JSON: for a plain `def` route FastAPI would otherwise validate the
+    # response model again in a second thread-pool hop. The schema still documents the model.
     @app.post("/recommend", response_model=RecommendResponse)
-    def recommend(req: RecommendRequest, request: Request) -> RecommendResponse:
+    def recommend(req: RecommendRequest, request: Request) -> Response:
         """Top-k items for a user (their stored history plus events) and/or explicit recent items."""
         answer = request.app.state.live.recommend(req.user, req.items, req.k, req.exclude_seen)
         titles = answer.titles or [None] * len(answer.items)
         items = [Recommended(item=i, score=s, title=t) for i, s, t in zip(answer.items, answer.scores, titles,
                                                                            strict=True)]
-        return RecommendResponse(user=answer.user, items=items, unknown_items=answer.unknown_items)
+        return _json(RecommendResponse(user=answer.user, items=items, unknown_items=answer.unknown_items))
 
     @app.post("/events", response_model=EventsResponse, dependencies=[Depends(require_token)])
-    def events(body: Annotated[Events, Body()], request: Request) -> EventsResponse:
+    def events(body: Annotated[Events, Body()], request: Request) -> Response:
         """Store one event or a list of events, then apply them to the users' recent items."""
         stored = request.app.state.store.append([(e.user, e.item, e.timestamp) for e in body])
         unknown, new_users = request.app.state.live.apply(stored)
-        return EventsResponse(stored=len(stored), ids=[e.id for e in stored], unknown_items=unknown,
-                              new_users=new_users)
+        return _json(EventsResponse(stored=len(stored), ids=[e.id for e in stored], unknown_items=unknown,
+                                    new_users=new_users))
 
     @app.get("/health", response_model=Health)
     def health(request: Request) -> Health:

@@ -69,14 +69,14 @@ class LiveHistories:
                 events = [item for *_, item in self._recent.get(keys[0], ())]
                 seen = np.fromiter(self._seen.get(keys[0], ()), np.int64)
             stored = self.bundle.histories.last[user_idx]
-            recent = np.r_[stored[stored > 0], events].astype(np.int64)
+            recent = np.concatenate([stored[stored > 0], np.array(events, np.int64)])
         unknown: list[Any] = []
         if items:
             item_idx = self.bundle.item_index(list(items))
             unknown = list(dict.fromkeys(i for i, j in zip(items, item_idx, strict=True) if not j))
             given = item_idx[item_idx > 0]
             if len(given):
-                recent, seen = given, np.r_[seen, given]
+                recent, seen = given, np.concatenate([seen, given])
         if not len(recent):
             what = f"unknown user {user!r} with no events" if user is not None else "no known items"
             error = UnknownUserError if user is not None else SeqrecError
