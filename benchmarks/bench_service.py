@@ -138,6 +138,7 @@ def main() -> None:
     parser.add_argument("--event-pause", type=float, default=0.02, help="seconds between event batches")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()[0]
     folder = ensure_bundle(args.bundle, args.data_dir)
     from seqrec.bundle import load_bundle
     bundle = load_bundle(folder)
@@ -169,14 +170,15 @@ def main() -> None:
             stop.set()
             timer.cancel()
             writer.join()
-            status, body = request(http.client.HTTPConnection("127.0.0.1", port), "GET", "/health")
+            _, body = request(http.client.HTTPConnection("127.0.0.1", port), "GET", "/health")
             stored = json.loads(body)["events"]
         finally:
             proc.kill()
             proc.wait()
     local = in_process_latency(folder, 2000)
     print(f"bundle: {folder} ({bundle.num_users} users, {bundle.num_items} items, L={bundle.L})")
-    print(f"cpus: {os.cpu_count()}, load average before/after: {os.getloadavg()[0]:.2f}")
+    print(f"cpus: {os.cpu_count()}, 1-minute load average before/after: {load_before:.2f}/{os.getloadavg()[0]:.2f} "
+          "(above ~1 means other processes shared the CPU)")
     print(f"/recommend: {len(latencies)} requests in {elapsed:.2f} s from {args.clients} clients = "
           f"{len(latencies) / elapsed:.0f} req/s; latency p50 {percentile(latencies, 50):.2f} ms, "
           f"p99 {percentile(latencies, 99):.2f} ms, max {max(latencies) * 1e3:.2f} ms")

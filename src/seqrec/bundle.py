@@ -218,6 +218,8 @@ def _check_meta(folder: Path, meta: Any) -> None:
         raise SeqrecError(f"{folder / META}: bundle format_version {found!r}, this seqrec ({__version__}) reads "
                           f"format_version {FORMAT_VERSION}; re-create the bundle with this version")
     missing = [k for k in ("model", "num_users", "num_items", "files") if k not in meta]
+    if not missing and not (isinstance(meta["model"], dict) and {"name", "params"} <= meta["model"].keys()):
+        missing = ["model.name or model.params"]
     if missing:
         raise SeqrecError(f"{folder / META}: missing {', '.join(missing)}")
     for name, digest in meta["files"].items():
@@ -254,7 +256,6 @@ def load_bundle(path: Path) -> Bundle:
         raise SeqrecError(f"{folder}: bundle folder not found")
     meta = _read_json(folder / META)
     _check_meta(folder, meta)
-    model_config(meta["model"]["name"], meta["model"]["params"])    # a clear ConfigError for a bad config
     model = _load_weights(folder, meta)
     ids = _read_json(folder / ID_MAPS)
     try:
@@ -263,7 +264,9 @@ def load_bundle(path: Path) -> Bundle:
     except (OSError, ValueError, KeyError) as err:
         raise SeqrecError(f"{folder / HISTORIES}: cannot read histories ({err})") from None
     num_users, num_items = meta["num_users"], meta["num_items"]
-    if len(ids["users"]) != num_users or len(ids["items"]) != num_items or last.shape[0] != num_users + 1:
+    L = model_config(meta["model"]["name"], meta["model"]["params"]).L
+    if (len(ids["users"]) != num_users or len(ids["items"]) != num_items or last.shape != (num_users + 1, L)
+            or len(indptr) != num_users + 2):
         raise SeqrecError(f"{folder}: id maps or histories do not match num_users={num_users}, "
                           f"num_items={num_items} in {META}")
     titles = np.array(_read_json(folder / TITLES), dtype=object) if (folder / TITLES).is_file() else None
