@@ -60,6 +60,21 @@ def test_cli_export_writes_a_file_that_pytorch_alone_can_run(folder, tmp_path):
         torch.testing.assert_close(torch.tensor(got["scores"]), bundle.model.score_all(users, seqs))
 
 
+def test_onnx_export_gives_the_models_scores_for_any_batch_size(folder, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    bundle = load_bundle(folder)
+    out = tmp_path / "scorer.onnx"
+    result = CliRunner().invoke(app, ["export", "--bundle", str(folder), "--format", "onnx", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    for batch in (1, 9):
+        users, seqs = _inputs(bundle, batch, seed=batch)
+        (scores,) = session.run(["scores"], {"users": users.numpy(), "seqs": seqs.numpy()})
+        with torch.no_grad():
+            torch.testing.assert_close(torch.from_numpy(scores), bundle.model.score_all(users, seqs))
+
+
 def test_unknown_export_format_is_a_clear_error(folder, tmp_path):
-    with pytest.raises(SeqrecError, match="unknown export format 'tflite'; known: torchscript"):
+    with pytest.raises(SeqrecError, match="unknown export format 'tflite'; known: torchscript, onnx"):
         export(load_bundle(folder), tmp_path / "x", "tflite")

@@ -117,9 +117,9 @@ def serve(
 def export(
     bundle: BundleOption,
     out: Annotated[Path, typer.Option(help="File to write.")],
-    format_: Annotated[str, typer.Option("--format", help="torchscript.")] = "torchscript",
+    format_: Annotated[str, typer.Option("--format", help="torchscript | onnx.")] = "torchscript",
 ) -> None:
-    """Write the model's scoring function (users, seqs) -> scores to a file that needs only PyTorch."""
+    """Write the scoring function (users, seqs) -> scores to TorchScript or ONNX, to serve without seqrec."""
     from seqrec.export import export as export_model
 
     console.print(f"wrote {export_model(api.load_bundle(bundle), out, format_)}")
