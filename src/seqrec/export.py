@@ -9,6 +9,7 @@ for serving without seqrec. Column 0 is padding: mask it (and seen items) before
 from __future__ import annotations
 
 import importlib.util
+import logging
 import warnings
 from pathlib import Path
 
@@ -43,11 +44,17 @@ def _onnx(scorer: Scorer, example: tuple[Tensor, Tensor], path: Path) -> None:
     if missing:
         raise SeqrecError(f"ONNX export needs {' and '.join(missing)}: pip install 'seqrec[export]'")
     batch = torch.export.Dim("batch")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)                # notes about naming the shared batch axis
-        warnings.simplefilter("ignore", FutureWarning)              # deprecations inside torch's own exporter
-        torch.onnx.export(scorer, example, str(path), input_names=["users", "seqs"], output_names=["scores"],
-                          dynamic_shapes={"users": {0: batch}, "seqs": {0: batch}}, dynamo=True, verbose=False)
+    log = logging.getLogger("torch.onnx")
+    level = log.level
+    log.setLevel(logging.ERROR)                                     # not "torchvision is not installed" lines
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)            # notes about naming the shared batch axis
+            warnings.simplefilter("ignore", FutureWarning)          # deprecations inside torch's own exporter
+            torch.onnx.export(scorer, example, str(path), input_names=["users", "seqs"], output_names=["scores"],
+                              dynamic_shapes={"users": {0: batch}, "seqs": {0: batch}}, dynamo=True, verbose=False)
+    finally:
+        log.setLevel(level)
 
 
 def export(bundle: Bundle, path: Path, fmt: str = "torchscript") -> Path:
