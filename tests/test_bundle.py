@@ -147,6 +147,14 @@ def test_a_crash_mid_save_leaves_the_previous_bundle_intact(tmp_path, monkeypatc
     assert [p.name for p in tmp_path.iterdir()] == ["b"]                      # no temporary folder left
 
 
+def test_saving_never_replaces_a_folder_that_is_not_a_bundle(tmp_path):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("keep me")
+    with pytest.raises(SeqrecError, match="exists and is not a seqrec bundle; refusing to replace it"):
+        save_bundle(random_bundle(), tmp_path / "notes")
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "keep me"
+
+
 @pytest.mark.parametrize("exchange", [True, False])
 def test_saving_over_a_bundle_replaces_it_whole(tmp_path, monkeypatch, exchange):
     if not exchange:                                                          # the portable fallback

@@ -165,6 +165,8 @@ def bundle_dir(path: Path) -> Path:
 def save_bundle(bundle: Bundle, path: Path) -> Path:
     """Write `bundle` to folder `path` atomically: the previous bundle there stays whole until the swap."""
     path = Path(path)
+    if path.exists() and not (path / META).is_file() and (not path.is_dir() or any(path.iterdir())):
+        raise SeqrecError(f"{path}: exists and is not a seqrec bundle; refusing to replace it (choose another path)")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:

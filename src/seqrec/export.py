@@ -19,8 +19,6 @@ from torch import Tensor, nn
 from seqrec.bundle import Bundle
 from seqrec.errors import SeqrecError
 
-FORMATS = ("torchscript", "onnx")
-
 
 class Scorer(nn.Module):
     """The model's score_all as forward."""
@@ -57,14 +55,17 @@ def _onnx(scorer: Scorer, example: tuple[Tensor, Tensor], path: Path) -> None:
         log.setLevel(level)
 
 
+WRITERS = {"torchscript": _torchscript, "onnx": _onnx}
+FORMATS = tuple(WRITERS)
+
+
 def export(bundle: Bundle, path: Path, fmt: str = "torchscript") -> Path:
     """Write the scoring part of `bundle` to `path` in format `fmt` (one of FORMATS)."""
-    writers = {"torchscript": _torchscript, "onnx": _onnx}
-    if fmt not in writers:
+    if fmt not in WRITERS:
         raise SeqrecError(f"unknown export format {fmt!r}; known: {', '.join(FORMATS)}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     example = (torch.ones(2, dtype=torch.long), torch.ones(2, bundle.L, dtype=torch.long))
     with torch.no_grad():
-        writers[fmt](Scorer(bundle.model).eval(), example, path)
+        WRITERS[fmt](Scorer(bundle.model).eval(), example, path)
     return path
