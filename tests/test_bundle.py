@@ -80,7 +80,7 @@ def test_ids_keep_their_type_and_titles_survive(tmp_path):
     ids = json.loads((tmp_path / "b" / "id_maps.json").read_text())
     assert ids["users"] == ["u1", "u2", "u9"] and ids["items"] == list(range(1, 10))
     assert loaded.user_index(["u2", "nobody", 7]).tolist() == [2, 0, 0]
-    assert loaded.item_index([9, "9", "x", 10, True]).tolist() == [9, 9, 0, 0, 0]
+    assert loaded.item_index([9, " 9", "x", 10, True, "--9", 2**70]).tolist() == [9, 9, 0, 0, 0, 0, 0]
     assert loaded.titles[loaded.item_index([4])[0]] == "title 4"
 
 

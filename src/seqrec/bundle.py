@@ -22,6 +22,7 @@ import ctypes
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from seqrec.models import build_model, model_config
 FORMAT_VERSION = 1
 META, ID_MAPS, WEIGHTS, HISTORIES, TITLES = ("bundle.json", "id_maps.json", "weights.safetensors",
                                              "histories.npz", "titles.json")
+_INTEGER = re.compile(r"-?[0-9]+")
 BUNDLE_SUBDIR = "bundle"            # `seqrec train --out DIR` writes DIR/bundle next to DIR/metrics.json
 
 
@@ -118,9 +120,10 @@ def _lookup(id_map: IdMap, ids: list[Any]) -> np.ndarray:
     external = id_map.external
     if external.dtype.kind in "iu":
         def as_int(value: Any) -> int | None:
-            if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-                return int(value)
-            return value if isinstance(value, int) and not isinstance(value, bool) else None
+            if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+                value = int(value)
+            ok = isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
+            return value if ok else None
         parsed = [as_int(v) for v in ids]
         matchable = np.array([v is not None for v in parsed], bool)
         values = np.array([0 if v is None else v for v in parsed], np.int64)
