@@ -74,6 +74,8 @@ def test_an_explicit_sequence_replaces_a_known_users_history(bundle):
 def test_unknown_user_without_a_sequence_and_unknown_items_are_named(bundle):
     with pytest.raises(UnknownUserError, match=r"unknown user.*'ghost'.*pass a sequence"):
         recommend(bundle, users=[1, "ghost"])
+    with pytest.raises(UnknownUserError, match=r"unknown user.*None"):
+        recommend(bundle, sequences=[[]])
     with pytest.raises(SeqrecError, match=r"unknown item id.*999, 'x'"):
         recommend(bundle, sequences=[[1, 999, "x", 999]])
     with pytest.raises(SeqrecError, match=r"k must be between 1 and the number of items \(30\), got 31"):

@@ -111,10 +111,11 @@ def recommend(bundle: Bundle, users: Sequence[Any] | None = None,
         raise SeqrecError("recommend needs users, sequences of recent items, or both")
     if users is not None and sequences is not None and len(users) != len(sequences):
         raise SeqrecError(f"got {len(users)} users but {len(sequences)} sequences; pass one (or None) per user")
-    count = len(users) if users is not None else len(sequences)
-    user_idx = bundle.user_index(list(users)) if users is not None else np.zeros(count, np.int64)
+    labels = list(users) if users is not None else [None] * len(sequences)
+    count = len(labels)
+    user_idx = bundle.user_index(labels) if users is not None else np.zeros(count, np.int64)
     sequences = [None] * count if sequences is None else [s if s is not None and len(s) else None for s in sequences]
-    stranded = [users[i] for i in range(count) if sequences[i] is None and user_idx[i] == 0]
+    stranded = [labels[i] for i in range(count) if sequences[i] is None and user_idx[i] == 0]
     if stranded:
         raise UnknownUserError(f"unknown user(s) {', '.join(map(repr, stranded[:10]))}: the bundle has no history for "
                                "them; pass a sequence of recent items")
@@ -132,4 +133,4 @@ def recommend(bundle: Bundle, users: Sequence[Any] | None = None,
     for i, seq in zip(given, given_seqs, strict=True):
         also_seen[i] = seq
     items, scores = rank(bundle, user_idx, seqs, also_seen, k, exclude_seen)
-    return decode(bundle, list(users) if users is not None else [None] * count, items, scores)
+    return decode(bundle, labels, items, scores)
