@@ -198,6 +198,7 @@ def test_concurrent_writers_and_kill_restart_keep_every_event_exactly_once(folde
         return ids
 
     with serving(folder, events_db, tmp_path / "server.log") as (proc, url):
+        assert httpx.post(f"{url}/events", json=sent[0]).status_code == 401          # token from SEQREC_TOKEN
         with ThreadPoolExecutor(threads) as pool:
             ids = [i for chunk in pool.map(writer, range(threads)) for i in chunk]
         assert len(ids) == len(set(ids)) == len(sent)
