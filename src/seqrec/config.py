@@ -9,9 +9,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from seqrec.errors import ConfigError
 from seqrec.models import model_config
@@ -112,7 +113,8 @@ def _merge(base: dict[str, Any], update: Mapping[str, Any], where: str) -> dict[
         elif key in _TOP_LEVEL:
             out[key] = value
         else:
-            raise ConfigError(f"{where}: unknown setting {key!r}; known: {', '.join(sorted(_TOP_LEVEL | set(_SECTIONS)))}")
+            known = ", ".join(sorted(_TOP_LEVEL | set(_SECTIONS)))
+            raise ConfigError(f"{where}: unknown setting {key!r}; known: {known}")
     return out
 
 

@@ -5,7 +5,7 @@ Each is written with logsigmoid / softplus / relu so it stays finite for scores 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch.nn.functional as F
 from torch import Tensor

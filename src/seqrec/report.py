@@ -12,7 +12,8 @@ SHOWN = {"d2l": ("hit@50", "auc"), "d2l-fixed": ("hit@50", "auc", "hr@10", "ndcg
 
 
 def results_table(result: TrainResult) -> Table:
-    table = Table(title=f"seqrec: {result.config.model} on {result.dataset.get('name', '?')} (seed {result.config.seed})")
+    dataset = result.dataset.get("name", "?")
+    table = Table(title=f"seqrec: {result.config.model} on {dataset} (seed {result.config.seed})")
     for column in ("protocol", "metric", "seqrec", "book"):
         table.add_column(column, justify="left" if column in ("protocol", "metric") else "right")
     for protocol, metrics in result.metrics.items():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -58,7 +58,8 @@ def fit(model: nn.Module, windows: Windows, sampler: NegativeSampler, cfg: Train
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     rng, loss_fn, history = np.random.default_rng(seed), LOSSES[cfg.loss], History()
-    users, inputs, targets = (torch.as_tensor(a, device=device) for a in (windows.users, windows.inputs, windows.targets))
+    users, inputs, targets = (torch.as_tensor(a, device=device)
+                              for a in (windows.users, windows.inputs, windows.targets))
     show = sys.stderr.isatty() if progress is None else progress
     with _progress(show) as bar:
         task = bar.add_task("train", total=cfg.epochs * len(windows), epoch=0, loss=float("nan"), rate=0.0)

@@ -17,7 +17,7 @@ class IdMap:
     external: np.ndarray                # (n,) sorted unique external ids; index i+1 <-> external[i]
 
     @classmethod
-    def fit(cls, values: np.ndarray) -> tuple["IdMap", np.ndarray]:
+    def fit(cls, values: np.ndarray) -> tuple[IdMap, np.ndarray]:
         """Map `values` to dense indices; returns the map and the indices (same shape, >= 1)."""
         external, inverse = np.unique(values, return_inverse=True)
         return cls(external), inverse.astype(np.int64) + 1
@@ -59,7 +59,7 @@ class Interactions:
     def __len__(self) -> int:
         return len(self.users)
 
-    def take(self, rows: np.ndarray) -> "Interactions":
+    def take(self, rows: np.ndarray) -> Interactions:
         """The same log restricted to (and ordered by) `rows`; id maps are kept."""
         return Interactions(self.users[rows], self.items[rows], self.times[rows], self.user_map, self.item_map,
                             self.item_titles, self.checksum)

@@ -20,7 +20,7 @@ class Sequences:
     items: np.ndarray
 
     @classmethod
-    def from_sorted(cls, users: np.ndarray, items: np.ndarray) -> "Sequences":
+    def from_sorted(cls, users: np.ndarray, items: np.ndarray) -> Sequences:
         """Group rows already sorted by user (then time) into sequences."""
         starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]]) if len(users) else np.zeros(0, np.int64)
         indptr = np.r_[starts, len(users)].astype(np.int64)

@@ -49,7 +49,8 @@ class CaserConfig:
         ]
         for name in ("h_activation", "v_activation", "fc_activation"):
             value = getattr(self, name)
-            checks.append((value in ACTIVATIONS, f"model {name} must be one of {', '.join(ACTIVATIONS)}, got {value!r}"))
+            known = ", ".join(ACTIVATIONS)
+            checks.append((value in ACTIVATIONS, f"model {name} must be one of {known}, got {value!r}"))
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)

@@ -1,0 +1,72 @@
+"""Caser: the book's parameter count, equivalence with literal convolutions, switches, losses."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from seqrec.config import PRESETS
+from seqrec.errors import ConfigError
+from seqrec.losses import LOSSES
+from seqrec.models import build_model, count_parameters
+
+BOOK = PRESETS["d2l"]["model_params"]
+
+
+def test_book_config_has_65286_parameters():
+    assert count_parameters(build_model("caser", BOOK, 943, 1682)) == 65_286
+
+
+def test_fast_convolutions_equal_conv2d():
+    torch.manual_seed(0)
+    model = build_model("caser", BOOK | {"dropout": 0.0}, 20, 30).eval()
+    seqs = torch.randint(0, 31, (9, 5))
+    E = model.item_emb(seqs).unsqueeze(1)                                      # (B, 1, L, k)
+    o_v = model.conv_v(E).flatten(1)
+    o_h = [F.relu(conv(E)).squeeze(3).amax(2) for conv in model.conv_h]
+    expected = F.relu(model.fc(torch.cat([o_v, *o_h], 1)))
+    torch.testing.assert_close(model.short_term(seqs), expected)
+
+
+def test_score_agrees_with_score_all_and_padding_stays_zero():
+    model = build_model("caser", BOOK, 20, 30).eval()
+    users, seqs = torch.tensor([0, 3, 20]), torch.tensor([[0, 0, 1, 2, 3], [4, 5, 6, 7, 8], [0] * 5])
+    items = torch.arange(31).expand(3, -1)
+    torch.testing.assert_close(model.score(users, seqs, items), model.score_all(users, seqs))
+    assert model.score_all(users, seqs).shape == (3, 31)
+    assert not model.item_emb.weight[0].any() and not model.user_emb.weight[0].any()
+
+
+@pytest.mark.parametrize(("switch", "removed"), [({"num_h_filters": 0}, "conv_h"), ({"num_v_filters": 0}, "conv_v"),
+                                                 ({"use_user": False}, "user_emb")])
+def test_switches_remove_their_component(switch, removed):
+    full = build_model("caser", BOOK, 943, 1682)
+    ablated = build_model("caser", BOOK | switch, 943, 1682)
+    assert count_parameters(ablated) < count_parameters(full)
+    assert not any(name.startswith(removed) for name, _ in ablated.named_parameters())
+
+
+def test_neither_convolution_leaves_the_user_embedding_only():
+    model = build_model("caser", BOOK | {"num_h_filters": 0, "num_v_filters": 0}, 10, 12).eval()
+    users = torch.tensor([1, 2])
+    a = model.score_all(users, torch.tensor([[1, 2, 3, 4, 5]] * 2))
+    b = model.score_all(users, torch.tensor([[6, 7, 8, 9, 10]] * 2))
+    torch.testing.assert_close(a, b)                                            # the sequence is ignored
+    with pytest.raises(ConfigError, match="at least one"):
+        build_model("caser", BOOK | {"num_h_filters": 0, "num_v_filters": 0, "use_user": False}, 10, 12)
+
+
+@pytest.mark.parametrize("bad", [{"L": 0}, {"dropout": 1.5}, {"h_activation": "gelu2"}, {"nope": 1}])
+def test_bad_settings_are_config_errors(bad):
+    with pytest.raises(ConfigError):
+        build_model("caser", BOOK | bad, 10, 10)
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_losses_are_finite_at_large_scores_and_prefer_ranking_positives_first(name):
+    loss = LOSSES[name]
+    big = torch.tensor([[50.0]]), torch.tensor([[-50.0, -50.0]])
+    assert torch.isfinite(loss(*big)) and torch.isfinite(loss(big[1][:, :1], big[0].expand(1, 2)))
+    good, bad = loss(torch.tensor([[2.0]]), torch.tensor([[-2.0]])), loss(torch.tensor([[-2.0]]), torch.tensor([[2.0]]))
+    assert good < bad
