@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_log, markov_log
 from seqrec.bundle import Bundle, make_bundle, save_bundle
 from seqrec.config import RunConfig
 from seqrec.data.interactions import Interactions
 from seqrec.models import build_model
+from tests.conftest import make_log, markov_log
 
 PARAMS = {"embedding_dim": 8, "L": 3, "num_h_filters": 4, "num_v_filters": 2, "dropout": 0.0, "init_std": 0.3}
 

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from bundle_fixtures import random_bundle, saved_random_bundle, titled_log
-from conftest import REPO, make_log
 from seqrec import bundle as bundles
 from seqrec.bundle import FORMAT_VERSION, Histories, load_bundle, save_bundle
 from seqrec.errors import SeqrecError
+from tests.bundle_fixtures import random_bundle, saved_random_bundle, titled_log
+from tests.conftest import REPO, make_log
 
 
 @pytest.fixture(scope="module")

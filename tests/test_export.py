@@ -12,11 +12,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from bundle_fixtures import saved_random_bundle
 from seqrec.bundle import load_bundle
 from seqrec.cli import app
 from seqrec.errors import SeqrecError
 from seqrec.export import export
+from tests.bundle_fixtures import saved_random_bundle
 
 
 @pytest.fixture(scope="module")

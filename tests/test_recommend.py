@@ -9,11 +9,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from bundle_fixtures import random_bundle, saved_random_bundle, titled_log
 from seqrec.bundle import load_bundle
 from seqrec.cli import app
 from seqrec.errors import SeqrecError
 from seqrec.recommend import UnknownUserError, recommend
+from tests.bundle_fixtures import random_bundle, saved_random_bundle, titled_log
 
 
 @pytest.fixture(scope="module")

@@ -20,12 +20,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bundle_fixtures import saved_random_bundle
-from conftest import REPO
 from seqrec.bundle import load_bundle
 from seqrec.errors import SeqrecError
 from seqrec.recommend import recommend
 from seqrec.service import create_app
+from tests.bundle_fixtures import saved_random_bundle
+from tests.conftest import REPO
 
 with warnings.catch_warnings():                 # starlette's note that its TestClient will move off httpx
     warnings.simplefilter("ignore")
