@@ -24,7 +24,7 @@ from seqrec.datasets import resolve_ml100k
 from seqrec.errors import ConfigError
 from seqrec.evaluation.protocols import evaluate
 from seqrec.models import build_model, count_parameters, model_config
-from seqrec.recommend import recommend
+from seqrec.recommend import recommend as recommend  # re-exported: the API the CLI uses
 from seqrec.training import fit, resolve_device
 
 DATASETS = {"ml-100k": lambda cfg: load_ml100k(resolve_ml100k(cfg.data_dir), cfg.verify_checksum)}
@@ -112,4 +112,3 @@ def save_bundle(result: TrainResult, path: Path) -> Path:
 
 
 load_bundle = bundles.load_bundle
-__all__ = ["TrainResult", "load_bundle", "load_dataset", "recommend", "save_bundle", "train"]
