@@ -24,6 +24,7 @@ from seqrec.bundle import load_bundle
 from seqrec.errors import SeqrecError
 from seqrec.recommend import recommend
 from seqrec.service import create_app
+from seqrec.service.app import default_events_path
 from tests.bundle_fixtures import saved_random_bundle
 from tests.conftest import REPO
 
@@ -215,3 +216,12 @@ def test_concurrent_writers_and_kill_restart_keep_every_event_exactly_once(folde
             mine = sorted((e["timestamp"], e["item"]) for e in sent if e["user"] == user)
             expected = recommend(bundle, [user], [_history(bundle, user) + [i for _, i in mine]], k=5)[0].items
             assert _items(httpx.post(f"{url}/recommend", json={"user": user, "k": 5})) == before[user] == expected
+
+
+def test_the_event_store_defaults_to_the_run_folder(folder, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(folder, run / "bundle")
+    assert default_events_path(run) == default_events_path(run / "bundle") == (run / "events.sqlite").resolve()
+    with TestClient(create_app(run)) as c:
+        assert c.post("/events", json={"user": 1, "item": 2, "timestamp": 3}).status_code == 200   # no token set
+    assert (run / "events.sqlite").is_file()
