@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from seqrec import bundle as bundles
 from seqrec.config import DataConfig, RunConfig
 from seqrec.data.filters import Filters, require_events
 from seqrec.data.interactions import Interactions
@@ -26,6 +27,7 @@ from seqrec.datasets import resolve_ml100k
 from seqrec.errors import ConfigError
 from seqrec.evaluation.protocols import PROTOCOLS, evaluate, metric_key, sampled_negatives, split_family
 from seqrec.models import build_model, count_parameters, model_config
+from seqrec.recommend import recommend as recommend  # re-exported: the API the CLI uses
 from seqrec.selection import EarlyStopping
 from seqrec.training import STOP, fit, resolve_device
 
@@ -90,6 +92,7 @@ class TrainResult:
     dataset: dict[str, Any] = field(default_factory=dict)
     validation: dict[str, dict[str, float]] = field(default_factory=dict)  # final metrics on the validation cases
     best_epoch: int | None = None       # the epoch whose weights were kept (early stopping), else None
+    log: Interactions | None = field(default=None, repr=False)    # the training log, for the bundle
 
     def to_json(self) -> dict[str, Any]:
         return {"metrics": self.metrics, "validation": self.validation, "best_epoch": self.best_epoch,
@@ -173,4 +176,15 @@ def train(log: Interactions, cfg: RunConfig, progress: bool | None = None) -> Tr
                "split": split_family(cfg.eval.protocols), "dropped_users": dropped,
                "cases": {stage: len(cases) for stage, cases in stages.items()}, "source": log.source}
     return TrainResult(model.cpu().eval(), cfg, metrics, history.epochs, timings, count_parameters(model), dataset,
-                       validation, stopper.best_epoch if stopper is not None else None)
+                       validation, stopper.best_epoch if stopper is not None else None, log)
+
+
+def save_bundle(result: TrainResult, path: Path) -> Path:
+    """Write the bundle of a trained model to folder `path` (atomically; see seqrec.bundle)."""
+    if result.log is None:
+        raise ConfigError("this TrainResult carries no training log, so no bundle can be made")
+    made = bundles.make_bundle(result.model, result.log, result.config.to_dict(), result.metrics)
+    return bundles.save_bundle(made, path)
+
+
+load_bundle = bundles.load_bundle

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from seqrec import api, experiments
+from seqrec.bundle import BUNDLE_SUBDIR
 from seqrec.config import parse_assignment, resolve_run_config
 from seqrec.errors import SeqrecError
 from seqrec.report import results_table
@@ -74,10 +78,11 @@ def train(
                                                                       "ndcg@10 (keeps the best epoch).")] = None,
     patience: Annotated[int | None, typer.Option(help="Epochs without improvement before stopping.")] = None,
     set_: Sets = None,
-    out: Annotated[Path, typer.Option(help="Output folder for metrics.json.")] = Path("runs/latest"),
+    out: Annotated[Path, typer.Option(help="Output folder for metrics.json and the model bundle (OUT/bundle).")
+                   ] = Path("runs/latest"),
     progress: Progress = None,
 ) -> None:
-    """Train a model, evaluate it under each protocol, print a table and write OUT/metrics.json."""
+    """Train a model, evaluate it under each protocol, print a table, write OUT/metrics.json and OUT/bundle."""
     overrides = data_overrides(data, format_, user_col, item_col, time_col, rating_col, min_rating, k_core, data_dir,
                                protocol)
     overrides |= {"model": model, "seed": seed, "train.epochs": epochs, "train.lr": lr,
@@ -88,10 +93,76 @@ def train(
     log = api.load_dataset(run.data)
     result = api.train(log, run, progress=progress)
     path = result.write(out)
+    bundle = api.save_bundle(result, out / BUNDLE_SUBDIR)
     console.print(results_table(result))
     if result.dataset.get("dropped_users"):
         console.print(f"dropped {result.dataset['dropped_users']} users with too few events for the protocol")
-    console.print(f"wrote {path}")
+    console.print(f"wrote {path} and the bundle {bundle}")
+
+
+BundleOption = Annotated[Path, typer.Option("--bundle", help="A bundle folder, or a run folder holding bundle/.")]
+
+
+@app.command()
+def recommend(
+    bundle: BundleOption,
+    user: Annotated[list[str] | None, typer.Option(help="External user id (repeat for several users).")] = None,
+    items: Annotated[str | None, typer.Option(help="Recent item ids, comma separated, oldest first; they replace "
+                                                      "the users' stored histories.")] = None,
+    k: Annotated[int, typer.Option("-k", "--k", help="How many items per user.")] = 10,
+    include_seen: Annotated[bool, typer.Option(help="Allow items the user has already interacted with.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of tables.")] = False,
+) -> None:
+    """Top-k next items for known users (their stored history), recent items, or both."""
+    loaded = api.load_bundle(bundle)
+    sequence = [i.strip() for i in items.split(",") if i.strip()] if items else None
+    users = user or None
+    sequences = None if sequence is None else [sequence] * (len(users) if users else 1)
+    for rec in api.recommend(loaded, users, sequences, k=k, exclude_seen=not include_seen):
+        if as_json:
+            typer.echo(json.dumps(dataclasses.asdict(rec)))
+            continue
+        table = Table(title=f"user {rec.user}" if rec.user is not None else "recent items " + ", ".join(sequence or []))
+        for column in ("rank", "item", "score", "title"):
+            table.add_column(column)
+        titles = rec.titles or [""] * len(rec.items)
+        for rank, (item, score, title) in enumerate(zip(rec.items, rec.scores, titles, strict=True), start=1):
+            table.add_row(str(rank), str(item), f"{score:.4f}", title)
+        console.print(table)
+
+
+@app.command()
+def serve(
+    bundle: BundleOption,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    events: Annotated[Path | None, typer.Option(help="SQLite event store (default: events.sqlite next to "
+                                                        "the bundle folder).")] = None,
+    token: Annotated[str | None, typer.Option(envvar="SEQREC_TOKEN", show_default=False,
+                                                 help="Require 'Authorization: Bearer TOKEN' on POST /events.")] = None,
+    threads: Annotated[int, typer.Option(help="PyTorch threads per request (1 suits many small requests).")] = 1,
+) -> None:
+    """Serve recommendations over HTTP (POST /recommend, POST /events, GET /health; docs at /docs)."""
+    import torch
+    import uvicorn
+
+    from seqrec.service import create_app
+
+    api.load_bundle(bundle)                 # fail here with one line, not inside the server's start-up
+    torch.set_num_threads(threads)
+    uvicorn.run(create_app(bundle, events, token), host=host, port=port, log_level="warning", access_log=False)
+
+
+@app.command()
+def export(
+    bundle: BundleOption,
+    out: Annotated[Path, typer.Option(help="File to write.")],
+    format_: Annotated[str, typer.Option("--format", help="torchscript | onnx.")] = "torchscript",
+) -> None:
+    """Write the scoring function (users, seqs) -> scores to TorchScript or ONNX, to serve without seqrec."""
+    from seqrec.export import export as export_model
+
+    console.print(f"wrote {export_model(api.load_bundle(bundle), out, format_)}")
 
 
 @app.command()
