@@ -45,7 +45,7 @@ def test_no_test_session_is_an_error():
 def test_synthetic_sessions_follow_planted_patterns():
     log = synthetic_sessions(num_sessions=500, num_items=100, num_patterns=5, noise=0.0, seed=3)
     sessions = sessionize(log, gap_seconds=1800)
-    assert sessions.num_users == 500
+    assert sessions.num_users == log.num_users == 500
     same = sessions.users[:-1] == sessions.users[1:]
     transitions = np.unique(np.stack([sessions.items[:-1][same], sessions.items[1:][same]]), axis=1)
     assert transitions.shape[1] <= 5 * 7            # at most pattern_length - 1 transitions per pattern

@@ -22,16 +22,18 @@ from seqrec.data.movielens import load_ml100k
 from seqrec.data.readers import Columns, read_log
 from seqrec.data.sampling import NegativeSampler
 from seqrec.data.sequences import Sequences, make_windows
-from seqrec.data.split import SPLITS, Split
+from seqrec.data.sessions import sessionize, synthetic_sessions
+from seqrec.data.split import Split
 from seqrec.datasets import resolve_ml100k
 from seqrec.errors import ConfigError
-from seqrec.evaluation.protocols import PROTOCOLS, evaluate, metric_key, sampled_negatives, split_family
+from seqrec.evaluation.protocols import PROTOCOLS, SPLITS, evaluate, metric_key, sampled_negatives, split_family
 from seqrec.models import build_model, count_parameters, model_config
 from seqrec.recommend import recommend as recommend  # re-exported: the API the CLI uses
 from seqrec.selection import EarlyStopping
 from seqrec.training import STOP, fit, resolve_device
 
-DATASETS = {"ml-100k": lambda cfg, filters: load_ml100k(resolve_ml100k(cfg.data_dir), cfg.verify_checksum, filters)}
+DATASETS = {"ml-100k": lambda cfg, filters: load_ml100k(resolve_ml100k(cfg.data_dir), cfg.verify_checksum, filters),
+            "synthetic-sessions": lambda cfg, filters: synthetic_sessions(seed=0)}
 
 
 def data_source(data: str) -> dict[str, str]:
@@ -58,6 +60,8 @@ def split_for(log: Interactions, cfg: RunConfig) -> tuple[Interactions, Split, i
     Returns the (possibly reduced) log, the split, and the number of users dropped.
     """
     split_fn, min_events = SPLITS[split_family(cfg.eval.protocols)]
+    if cfg.data.session_gap is not None:
+        log = sessionize(log, cfg.data.session_gap)
     log, dropped = require_events(log, min_events, cfg.data.short_users, cfg.eval.protocols[0])
     return log, split_fn(log), dropped
 

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from seqrec import api, experiments
+from seqrec import api, exercises, experiments
 from seqrec.bundle import BUNDLE_SUBDIR
 from seqrec.config import parse_assignment, resolve_run_config
 from seqrec.errors import SeqrecError
@@ -191,6 +191,98 @@ def compare(
     paths = experiments.write_comparison(table, out)
     typer.echo(experiments.markdown_table(table))
     console.print(f"wrote {', '.join(map(str, paths))}")
+
+
+Seeds = Annotated[str, typer.Option(help="Comma separated seeds, e.g. 0,1,2.")]
+PresetOption = Annotated[str | None, typer.Option(help="Named settings for the base model.")]
+ConfigOption = Annotated[Path | None, typer.Option(help="TOML file of settings (applied over the preset).")]
+
+
+def _grid_report(configs: dict, seeds: str, log, out_dir: Path, stem: str, progress: bool | None,
+                 plot=None, note=None) -> None:
+    """Run a grid of (config, seed), write STEM.json / .md / .png into out_dir, print the table (and note)."""
+    table = experiments.run_grid(configs, experiments.parse_seeds(seeds), log, progress=progress,
+                                 on_run=lambda label, seed, r: console.print(
+                                     f"{label} seed {seed}: {r.timings['train_seconds']:.1f} s"))
+    text = note(table) if note else ""
+    paths = experiments.write_comparison(table, out_dir, stem, plot or experiments.plot_comparison, text)
+    typer.echo(experiments.markdown_table(table) + (f"\n{text}\n" if text else ""))
+    console.print(f"wrote {', '.join(map(str, paths))}")
+
+
+@app.command()
+def ablation(
+    preset: PresetOption = "d2l", config: ConfigOption = None,
+    data: Data = None, format_: Format = None, user_col: UserCol = None, item_col: ItemCol = None,
+    time_col: TimeCol = None, rating_col: RatingCol = None, min_rating: MinRating = None, k_core: KCore = None,
+    data_dir: DataDir = None, protocol: Protocol = "d2l-fixed,loo-full", seeds: Seeds = "0,1,2",
+    epochs: Epochs = None, set_: Sets = None,
+    out: Annotated[Path, typer.Option(help="Output folder: OUT/PROTOCOL/ablation.{json,md,png}.")] = Path(
+        "runs/ablation"),
+    progress: Progress = None,
+) -> None:
+    """Caser with each part removed (horizontal, vertical, both convolutions, user embedding), per protocol."""
+    log = None
+    for name in [p.strip() for p in (protocol or "").split(",") if p.strip()]:
+        overrides = data_overrides(data, format_, user_col, item_col, time_col, rating_col, min_rating, k_core,
+                                   data_dir, name)
+        overrides |= {"train.epochs": epochs} | dict(parse_assignment(item) for item in set_ or [])
+        base = resolve_run_config(preset, config, overrides)
+        log = log or api.load_dataset(base.data)
+        _grid_report(exercises.ablation_configs(base), seeds, log, out / name, "ablation", progress,
+                     note=exercises.importance_sentence)
+
+
+@app.command()
+def sweep(
+    param: Annotated[str, typer.Option(help="The setting to vary: a name (L, lr, embedding_dim) or a dotted path "
+                                            "(train.batch_size).")],
+    values: Annotated[str, typer.Option(help="1..10 (an integer range) or a comma separated list.")],
+    model: Annotated[str | None, typer.Option(help="Model name (default: the preset's).")] = None,
+    preset: PresetOption = "d2l", config: ConfigOption = None,
+    data: Data = None, format_: Format = None, user_col: UserCol = None, item_col: ItemCol = None,
+    time_col: TimeCol = None, rating_col: RatingCol = None, min_rating: MinRating = None, k_core: KCore = None,
+    data_dir: DataDir = None, protocol: Protocol = "loo-full", seeds: Seeds = "0,1,2",
+    epochs: Epochs = None, set_: Sets = None,
+    out: Annotated[Path, typer.Option(help="Output folder for sweep.json, sweep.md, sweep.png.")] = Path(
+        "runs/sweep"),
+    progress: Progress = None,
+) -> None:
+    """Train with each value of one setting over several seeds; metric and training time against the value."""
+    overrides = data_overrides(data, format_, user_col, item_col, time_col, rating_col, min_rating, k_core, data_dir,
+                               protocol)
+    overrides |= {"model": model, "train.epochs": epochs} | dict(parse_assignment(item) for item in set_ or [])
+    base = resolve_run_config(preset, config, overrides)
+    value_list = exercises.parse_values(values)
+    configs = exercises.sweep_configs(base, param, value_list)
+    _grid_report(configs, seeds, api.load_dataset(base.data), out, "sweep", progress,
+                 plot=lambda table, path: exercises.plot_sweep(table, param, value_list, path))
+
+
+@app.command()
+def sessions(
+    models: Annotated[str, typer.Option(help="Comma separated MODEL or MODEL:PRESET (see compare).")] = (
+        "caser:caser-session,pop,markov,gru4rec"),
+    session_gap: Annotated[str | None, typer.Option(help="Cut each user's log into sessions after this much "
+                                                         "inactivity: 1800, 30m, 2h (default: users are sessions)."
+                                                    )] = None,
+    data: Data = None, format_: Format = None, user_col: UserCol = None, item_col: ItemCol = None,
+    time_col: TimeCol = None, rating_col: RatingCol = None, min_rating: MinRating = None, k_core: KCore = None,
+    data_dir: DataDir = None, seeds: Seeds = "0,1,2", epochs: Epochs = None, set_: Sets = None,
+    out: Annotated[Path, typer.Option(help="Output folder for sessions.json, sessions.md, sessions.png.")] = Path(
+        "runs/sessions"),
+    progress: Progress = None,
+) -> None:
+    """Session-based recommendation: models trained on sessions and evaluated with the `session` protocol.
+
+    Sessions come from the user column (e.g. --user-col session_id) or are cut by --session-gap.
+    """
+    overrides = data_overrides(data, format_, user_col, item_col, time_col, rating_col, min_rating, k_core, data_dir,
+                               "session")
+    gap = None if session_gap is None else exercises.parse_duration(session_gap)
+    overrides |= {"data.session_gap": gap, "train.epochs": epochs} | dict(parse_assignment(s) for s in set_ or [])
+    configs = experiments.parse_model_specs(models, overrides)
+    _grid_report(configs, seeds, api.load_dataset(next(iter(configs.values())).data), out, "sessions", progress)
 
 
 def main() -> None:

@@ -46,6 +46,7 @@ class DataConfig:
     dedupe: str = "exact"               # none | exact (same user, item, time) | user-item (first event kept)
     k_core: int = 0                     # iterative k-core on users and items (0: off)
     short_users: str = "drop"           # users with too few events for the protocol: drop (counted) | error
+    session_gap: float | None = None    # seconds of inactivity that end a session (None: users are sessions)
 
     def __post_init__(self) -> None:
         _require(self.format is None or self.format in FORMATS,
@@ -54,6 +55,8 @@ class DataConfig:
         _require(self.short_users in SHORT_USERS,
                  f"data.short_users must be one of {', '.join(SHORT_USERS)}, got {self.short_users!r}")
         _require(self.k_core >= 0, f"data.k_core must be >= 0, got {self.k_core}")
+        _require(self.session_gap is None or self.session_gap > 0,
+                 f"data.session_gap must be > 0 seconds, got {self.session_gap}")
 
 
 @dataclass(frozen=True)
@@ -196,6 +199,11 @@ def build_run_config(raw: Mapping[str, Any], where: str = "config") -> RunConfig
     model, model_params = str(raw.get("model", "caser")), dict(raw.get("model_params", {}))
     model_config(model, model_params)                  # validate the model's settings now, not after loading data
     return RunConfig(model=model, model_params=model_params, seed=seed, **sections)
+
+
+def with_settings(cfg: RunConfig, overrides: Mapping[str, Any], where: str = "settings") -> RunConfig:
+    """A copy of `cfg` with dotted settings changed ('model_params.L' -> 3), validated like any config."""
+    return build_run_config(_merge(cfg.to_dict(), _nest(overrides), where), where)
 
 
 def resolve_run_config(preset: str | None = None, config_file: Path | None = None,

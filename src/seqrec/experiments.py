@@ -166,11 +166,12 @@ def plot_comparison(table: GridTable, path: Path) -> Path:
     return path
 
 
-def write_comparison(table: GridTable, out_dir: Path) -> list[Path]:
-    """out_dir/compare.json (summary and every run), compare.md and compare.png."""
+def write_comparison(table: GridTable, out_dir: Path, stem: str = "compare",
+                     plot: Callable[[GridTable, Path], Path] = plot_comparison, note: str = "") -> list[Path]:
+    """out_dir/STEM.json (summary and every run), STEM.md (the table, then `note`) and STEM.png (`plot`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = out_dir / "compare.json", out_dir / "compare.md"
-    json_path.write_text(json.dumps(table.to_json(), indent=2) + "\n")
-    md_path.write_text(markdown_table(table))
-    return [json_path, md_path, plot_comparison(table, out_dir / "compare.png")]
+    json_path, md_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
+    json_path.write_text(json.dumps(table.to_json() | ({"note": note} if note else {}), indent=2) + "\n")
+    md_path.write_text(markdown_table(table) + (f"\n{note}\n" if note else ""))
+    return [json_path, md_path, plot(table, out_dir / f"{stem}.png")]
 

@@ -85,8 +85,8 @@ def synthetic_sessions(num_sessions: int = 2000, num_items: int = 300, num_patte
     """Sessions that each follow one of `num_patterns` planted item paths from a random point.
 
     Every session is a contiguous stretch (3..pattern_length items) of a random pattern, with each
-    item replaced by a uniform random one with probability `noise`. Sessions are an hour apart, their
-    events a minute apart, so `sessionize(log, 1800)` recovers them from a single "user".
+    item replaced by a uniform random one with probability `noise`. Each session is a "user"; sessions
+    are an hour apart and their events a minute apart, so a 30-minute gap would cut them the same way.
     """
     rng = np.random.default_rng(seed)
     patterns = rng.integers(1, num_items + 1, size=(num_patterns, pattern_length))
@@ -98,6 +98,6 @@ def synthetic_sessions(num_sessions: int = 2000, num_items: int = 300, num_patte
     items = patterns[which[session], starts[session] + offset]
     items = np.where(rng.random(len(items)) < noise, rng.integers(1, num_items + 1, len(items)), items)
     times = session * 3600 + offset * 60
-    user_map, users = IdMap.fit(np.zeros(len(items), dtype=np.int64))
+    user_map, users = IdMap.fit(session + 1)
     item_map, dense = IdMap.fit(items)
     return Interactions(users, dense, times.astype(np.int64), user_map, item_map)

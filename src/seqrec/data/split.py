@@ -7,7 +7,6 @@ reaches a training window, as input or as target.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -141,11 +140,6 @@ def _unique_per_user(seqs: Sequences) -> Sequences:
     keys = seqs.row_of_each_item() * (int(seqs.items.max(initial=0)) + 1) + seqs.items
     first = np.sort(np.unique(keys, return_index=True)[1])
     return Sequences.from_sorted(np.repeat(seqs.users, seqs.lengths)[first], seqs.items[first])
-
-
-# Split families: the function and the fewest events per user it needs.
-SPLITS: dict[str, tuple[Callable[[Interactions], Split], int]] = {
-    "d2l": (d2l_split, 1), "loo": (loo_split, 3), "caser-paper": (caser_paper_split, 3)}
 
 
 def _align(seqs: Sequences, users: np.ndarray) -> Sequences:

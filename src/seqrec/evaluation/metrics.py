@@ -31,12 +31,15 @@ def auc(ranks: Tensor, num_candidates: Tensor) -> float:
     return per_case.mean().item()
 
 
-def ranking_metrics(ranks: Tensor, num_candidates: Tensor, ks: tuple[int, ...]) -> dict[str, float]:
-    """hr@k (and its alias hit@k, the book's word) and ndcg@k for each k, mrr and auc."""
+def ranking_metrics(ranks: Tensor, num_candidates: Tensor, ks: tuple[int, ...],
+                    mrr_at_k: bool = False) -> dict[str, float]:
+    """hr@k (and its alias hit@k, the book's word), ndcg@k (and mrr@k if asked) for each k, mrr and auc."""
     out: dict[str, float] = {}
     for k in ks:
         out[f"hr@{k}"] = out[f"hit@{k}"] = hit_rate(ranks, k)
         out[f"ndcg@{k}"] = ndcg(ranks, k)
+        if mrr_at_k:
+            out[f"mrr@{k}"] = mrr(torch.where(ranks < k, ranks, torch.inf))
     return out | {"mrr": mrr(ranks), "auc": auc(ranks, num_candidates)}
 
 

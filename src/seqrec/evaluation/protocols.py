@@ -5,34 +5,44 @@ user's training items. `d2l-fixed`: every item minus the user's training items.
 `loo-full`: leave-one-out, every item minus the items before the target (PROTOCOLS.md section 2).
 `loo-sampled`: leave-one-out, the target against N seeded negatives (section 3; keys end in /sampledN).
 `caser-paper`: 70/10/20 per user, several targets per user, Precision/Recall@k and MAP (section 4).
+`session`: sessions ending after a time cut-off are test; each next item is ranked against every item
+given the session's prefix; HR@k, NDCG@k, MRR@k over all prefix positions (section 5).
 The padding column 0 is never a candidate; ties count against the target.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from seqrec.data.interactions import Interactions
 from seqrec.data.sampling import NegativeSampler
 from seqrec.data.sequences import Sequences
-from seqrec.data.split import EvalCases, TargetSets
+from seqrec.data.sessions import session_split
+from seqrec.data.split import EvalCases, Split, TargetSets, caser_paper_split, d2l_split, loo_split
 from seqrec.errors import ConfigError
 from seqrec.evaluation.metrics import ranking_metrics, set_metrics
 from seqrec.models.base import SequentialRecommender
+
+# Split families by name: the split function and the fewest events per user (or session) it needs.
+SPLITS: dict[str, tuple[Callable[[Interactions], Split], int]] = {
+    "d2l": (d2l_split, 1), "loo": (loo_split, 3), "caser-paper": (caser_paper_split, 3), "session": (session_split, 2)}
 
 
 @dataclass(frozen=True)
 class Protocol:
     name: str
-    split: str                          # split family in seqrec.data.split.SPLITS
+    split: str                          # split family in SPLITS
     ks: tuple[int, ...]                 # cut-offs reported when eval.ks is not set
     headline: tuple[str, str]           # the two metrics tables and charts show first
     candidates: str = "full"            # "full" | "sampled" (target + N seeded negatives)
     max_candidate: str = "num_items"    # "num_users": the book's bug caps candidates at index num_users
     repeats_flag: bool = True           # False: the book's exclusion is part of the protocol, not a choice
+    mrr_at_k: bool = False              # also report MRR@k (MRR counting only ranks below k)
 
 
 PROTOCOLS = {
@@ -41,6 +51,7 @@ PROTOCOLS = {
     "loo-full": Protocol("loo-full", "loo", (5, 10, 20), ("hr@10", "ndcg@10")),
     "loo-sampled": Protocol("loo-sampled", "loo", (5, 10, 20), ("hr@10", "ndcg@10"), candidates="sampled"),
     "caser-paper": Protocol("caser-paper", "caser-paper", (1, 5, 10), ("precision@10", "map")),
+    "session": Protocol("session", "session", (5, 10, 20), ("hr@10", "mrr@10"), mrr_at_k=True),
 }
 
 
@@ -151,6 +162,6 @@ def evaluate(model: SequentialRecommender, cases: EvalCases | TargetSets, protoc
     ranks_all = torch.cat(ranks).cpu()
     if multi:
         return set_metrics(ranks_all, t_rows.cpu(), torch.as_tensor(cases.targets.lengths), ks)
-    metrics = ranking_metrics(ranks_all, torch.cat(counts).cpu(), ks)
+    metrics = ranking_metrics(ranks_all, torch.cat(counts).cpu(), ks, spec.mrr_at_k)
     num_sampled = 0 if negatives is None else negatives.shape[1]
     return {metric_key(protocol, name, num_sampled): v for name, v in metrics.items()}
