@@ -14,11 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seqrec.data.filters import DEDUPE, SHORT_USERS
+from seqrec.data.readers import FORMATS
 from seqrec.errors import ConfigError
+from seqrec.evaluation.protocols import PROTOCOLS
 from seqrec.losses import LOSS_NAMES
 from seqrec.models import model_config
 
-PROTOCOL_NAMES = ("d2l", "d2l-fixed")
+PROTOCOL_NAMES = tuple(PROTOCOLS)
 
 
 def _require(condition: bool, message: str) -> None:
@@ -31,6 +34,29 @@ class DataConfig:
     dataset: str = "ml-100k"            # a known public dataset (see seqrec.datasets)
     data_dir: str | None = None         # local copy; else $SEQREC_DATA_DIR, else the download cache
     verify_checksum: bool = True        # refuse a copy whose u.data is not the published file
+    path: str | None = None             # an interaction log file instead of a known dataset
+    format: str | None = None           # csv | tsv | parquet | sequences (None: from the file extension)
+    user_col: str = "user"              # column mapping for csv / tsv / parquet
+    item_col: str = "item"
+    time_col: str | None = None         # None: file order is time order
+    rating_col: str | None = None
+    has_header: bool = True             # csv / tsv; without a header columns are column_1, column_2, ...
+    numeric_ids: bool = False           # require integer user and item ids (else strings are kept)
+    min_rating: float | None = None     # keep events with rating >= min_rating (needs rating_col)
+    dedupe: str = "exact"               # none | exact (same user, item, time) | user-item (first event kept)
+    k_core: int = 0                     # iterative k-core on users and items (0: off)
+    short_users: str = "drop"           # users with too few events for the protocol: drop (counted) | error
+    session_gap: float | None = None    # seconds of inactivity that end a session (None: users are sessions)
+
+    def __post_init__(self) -> None:
+        _require(self.format is None or self.format in FORMATS,
+                 f"data.format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+        _require(self.dedupe in DEDUPE, f"data.dedupe must be one of {', '.join(DEDUPE)}, got {self.dedupe!r}")
+        _require(self.short_users in SHORT_USERS,
+                 f"data.short_users must be one of {', '.join(SHORT_USERS)}, got {self.short_users!r}")
+        _require(self.k_core >= 0, f"data.k_core must be >= 0, got {self.k_core}")
+        _require(self.session_gap is None or self.session_gap > 0,
+                 f"data.session_gap must be > 0 seconds, got {self.session_gap}")
 
 
 @dataclass(frozen=True)
@@ -43,7 +69,9 @@ class TrainConfig:
     T: int = 1                          # targets per training window
     num_negatives: int = 1              # sampled negatives per window, redrawn every epoch
     device: str = "auto"                # auto (GPU when present) | cpu | cuda | cuda:N
-    eval_every: int = 0                 # evaluate every N epochs (0: only after training)
+    eval_every: int = 0                 # evaluate every N epochs (validation cases when the split has them)
+    early_stopping_metric: str | None = None  # e.g. "ndcg@10": validate every epoch, keep the best weights
+    patience: int = 5                   # stop after this many epochs without a better validation value
 
     def __post_init__(self) -> None:
         _require(self.loss in LOSS_NAMES, f"train.loss must be one of {', '.join(LOSS_NAMES)}, got {self.loss!r}")
@@ -54,13 +82,16 @@ class TrainConfig:
         _require(self.T >= 1, f"train.T must be >= 1, got {self.T}")
         _require(self.num_negatives >= 1, f"train.num_negatives must be >= 1, got {self.num_negatives}")
         _require(self.eval_every >= 0, f"train.eval_every must be >= 0, got {self.eval_every}")
+        _require(self.patience >= 1, f"train.patience must be >= 1, got {self.patience}")
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    protocols: tuple[str, ...] = PROTOCOL_NAMES
-    ks: tuple[int, ...] = (10, 50)      # cut-offs for hr@k / hit@k; ndcg is reported at the smallest
+    protocols: tuple[str, ...] = ("loo-full",)  # all on one split (see seqrec.evaluation.protocols)
+    ks: tuple[int, ...] = ()            # cut-offs for @k metrics (empty: each protocol's own)
     batch_size: int = 1024              # users scored per step
+    num_sampled: int = 100              # loo-sampled: negatives per case, drawn with the run's seed
+    allow_repeats: bool = False         # rank items already in the history (repeat-consumption data)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "protocols", tuple(self.protocols))
@@ -68,8 +99,9 @@ class EvalConfig:
         unknown = [p for p in self.protocols if p not in PROTOCOL_NAMES]
         _require(not unknown, f"unknown protocol {unknown[0] if unknown else ''!r}; known: {', '.join(PROTOCOL_NAMES)}")
         _require(bool(self.protocols), "eval.protocols must name at least one protocol")
-        _require(bool(self.ks) and all(k >= 1 for k in self.ks), f"eval.ks must be positive, got {self.ks}")
+        _require(all(k >= 1 for k in self.ks), f"eval.ks must be positive, got {self.ks}")
         _require(self.batch_size >= 1, f"eval.batch_size must be >= 1, got {self.batch_size}")
+        _require(self.num_sampled >= 1, f"eval.num_sampled must be >= 1, got {self.num_sampled}")
 
 
 @dataclass(frozen=True)
@@ -95,7 +127,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "model_params": {"embedding_dim": 10, "L": 5, "num_h_filters": 16, "num_v_filters": 4, "dropout": 0.05},
         "train": {"loss": "bpr", "lr": 0.04, "weight_decay": 1e-5, "batch_size": 4096, "epochs": 8, "T": 1,
                   "num_negatives": 1},
-        "eval": {"protocols": ["d2l", "d2l-fixed"], "ks": [10, 50]},
+        "eval": {"protocols": ["d2l", "d2l-fixed"]},   # each reports hit@10, hit@50 (the protocol's ks)
     },
     # The Caser paper's defaults (Tang & Wang 2018 and the authors' code): d=50, L=5, T=3, 16/4 filters,
     # dropout 0.5, BCE with 3 negatives per window, Adam 1e-3, L2 1e-6, batch 512, 50 epochs. Early
@@ -197,6 +229,11 @@ def build_run_config(raw: Mapping[str, Any], where: str = "config") -> RunConfig
     return RunConfig(model=model, model_params=model_params, seed=seed, **sections)
 
 
+def with_settings(cfg: RunConfig, overrides: Mapping[str, Any], where: str = "settings") -> RunConfig:
+    """A copy of `cfg` with dotted settings changed ('model_params.L' -> 3), validated like any config."""
+    return build_run_config(_merge(cfg.to_dict(), _nest(overrides), where), where)
+
+
 def resolve_run_config(preset: str | None = None, config_file: Path | None = None,
                        overrides: Mapping[str, Any] | None = None) -> RunConfig:
     """Preset, then TOML file, then flags ('train.lr' -> value; None values are ignored)."""
@@ -207,5 +244,8 @@ def resolve_run_config(preset: str | None = None, config_file: Path | None = Non
         raw = _merge(raw, PRESETS[preset], f"preset {preset}")
     if config_file is not None:
         raw = _merge(raw, load_toml(config_file), str(config_file))
-    raw = _merge(raw, _nest(overrides or {}), "flags")
+    flags = _nest(overrides or {})
+    if preset is not None and "model" in flags and flags["model"] != PRESETS[preset].get("model", flags["model"]):
+        raise ConfigError(f"preset {preset!r} is for model {PRESETS[preset]['model']!r}, not {flags['model']!r}")
+    raw = _merge(raw, flags, "flags")
     return build_run_config(raw)

@@ -17,7 +17,7 @@ def results_table(result: TrainResult) -> Table:
     for column in ("protocol", "metric", "seqrec", "book"):
         table.add_column(column, justify="left" if column in ("protocol", "metric") else "right")
     for protocol, metrics in result.metrics.items():
-        for name in SHOWN.get(protocol, tuple(metrics)):
+        for name in SHOWN.get(protocol, tuple(n for n in metrics if not n.startswith("hit@"))):
             book = BOOK_FIGURES.get((protocol, name))
             table.add_row(protocol, name, f"{metrics[name]:.3f}", "" if book is None else f"{book:.3f}")
     t, losses = result.timings, [e["loss"] for e in result.history if "loss" in e]

@@ -19,6 +19,7 @@ from seqrec.losses import FULL_LOSSES, SAMPLED_LOSSES
 from seqrec.models.base import CountingRecommender, PositionwiseRecommender
 
 EpochCallback = Callable[[int, nn.Module], "dict[str, float] | None"]
+STOP = "stop"   # a callback returning {STOP: True, ...} ends training after this epoch
 
 
 @dataclass
@@ -94,7 +95,10 @@ def fit(model: nn.Module, windows: Windows, sampler: NegativeSampler, cfg: Train
                       "train_seconds": time.perf_counter() - started}
             if on_epoch_end is not None:
                 record |= on_epoch_end(epoch, model) or {}
+            stop = record.pop(STOP, False)
             history.epochs.append(record)
+            if stop:
+                break
     return history
 
 

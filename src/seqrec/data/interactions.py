@@ -5,7 +5,8 @@ Index 0 is reserved: item 0 is padding, user 0 is "unknown". Real entities are 1
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,8 @@ class IdMap:
 
     def to_index(self, values: np.ndarray) -> np.ndarray:
         """Dense indices of external ids; 0 for ids the map does not know."""
-        values = np.asarray(values, dtype=self.external.dtype)
+        values = np.asarray(values)        # strings are compared whole (casting to the map's width would cut them)
+        values = values.astype(str) if self.external.dtype.kind == "U" else values.astype(self.external.dtype)
         pos = np.searchsorted(self.external, values).clip(max=max(len(self.external) - 1, 0))
         known = len(self.external) > 0 and self.external[pos] == values
         return np.where(known, pos + 1, 0).astype(np.int64)
@@ -47,6 +49,7 @@ class Interactions:
     item_map: IdMap
     item_titles: np.ndarray | None = None  # (num_items + 1,) str, index 0 empty
     checksum: str = ""                     # sha256 of the source file, for provenance
+    source: dict[str, Any] = field(default_factory=dict)  # file, format and event counts after each filter
 
     @property
     def num_users(self) -> int:
@@ -62,4 +65,4 @@ class Interactions:
     def take(self, rows: np.ndarray) -> Interactions:
         """The same log restricted to (and ordered by) `rows`; id maps are kept."""
         return Interactions(self.users[rows], self.items[rows], self.times[rows], self.user_map, self.item_map,
-                            self.item_titles, self.checksum)
+                            self.item_titles, self.checksum, self.source)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from seqrec.data.filters import Filters, apply_filters
 from seqrec.data.interactions import IdMap, Interactions
+from seqrec.data.readers import to_interactions
 from seqrec.datasets import ITEMS_FILE, ML100K_RATINGS_SHA256, RATINGS_FILE, file_digest
 from seqrec.errors import DataError
 
@@ -62,15 +65,17 @@ def read_titles(path: Path, item_map: IdMap) -> np.ndarray | None:
     return titles
 
 
-def load_ml100k(folder: Path, verify_checksum: bool = True) -> Interactions:
-    """MovieLens-100K as Interactions in file order (ratings become implicit events)."""
+def load_ml100k(folder: Path, verify_checksum: bool = True, filters: Filters | None = None) -> Interactions:
+    """MovieLens-100K as Interactions in file order (ratings become implicit events), optionally filtered."""
     path = folder / RATINGS_FILE
     table = read_delimited_integers(path, "\t", RATING_COLUMNS)
     checksum = file_digest(path)
     if verify_checksum and checksum != ML100K_RATINGS_SHA256:
         raise DataError(f"{path}: checksum mismatch (sha256 {checksum}, expected {ML100K_RATINGS_SHA256}); the "
                         "file is not the published MovieLens-100K (set data.verify_checksum=false to use it anyway)")
-    user_map, users = IdMap.fit(table["user"].to_numpy())
-    item_map, items = IdMap.fit(table["item"].to_numpy())
-    return Interactions(users, items, table["timestamp"].to_numpy().astype(np.int64), user_map, item_map,
-                        read_titles(folder / ITEMS_FILE, item_map), checksum)
+    frame = table.rename({"timestamp": "time"}).with_row_index("line", offset=1)
+    counts = {"events_read": frame.height}
+    if filters is not None:
+        frame, counts = apply_filters(frame, filters, str(path))
+    log = to_interactions(frame, checksum, {"path": str(path), "format": "ml-100k"} | counts)
+    return dataclasses.replace(log, item_titles=read_titles(folder / ITEMS_FILE, log.item_map))

@@ -1,28 +1,99 @@
-"""Evaluation protocols as data: which items are candidates, and the rank of each target.
+"""Evaluation protocols as data: which split, which items are candidates, and the rank of each target.
 
 `d2l`: the book's candidates, item indices 1..num_users (its `range(num_users)` bug) minus the
 user's training items. `d2l-fixed`: every item minus the user's training items.
+`loo-full`: leave-one-out, every item minus the items before the target (PROTOCOLS.md section 2).
+`loo-sampled`: leave-one-out, the target against N seeded negatives (section 3; keys end in /sampledN).
+`caser-paper`: 70/10/20 per user, several targets per user, Precision/Recall@k and MAP (section 4).
+`session`: sessions ending after a time cut-off are test; each next item is ranked against every item
+given the session's prefix; HR@k, NDCG@k, MRR@k over all prefix positions (section 5).
+The padding column 0 is never a candidate; ties count against the target.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from seqrec.data.split import EvalCases
-from seqrec.evaluation.metrics import ranking_metrics
+from seqrec.data.interactions import Interactions
+from seqrec.data.sampling import NegativeSampler
+from seqrec.data.sequences import Sequences
+from seqrec.data.sessions import session_split
+from seqrec.data.split import EvalCases, Split, TargetSets, caser_paper_split, d2l_split, loo_split
+from seqrec.errors import ConfigError
+from seqrec.evaluation.metrics import ranking_metrics, set_metrics
 from seqrec.models.base import SequentialRecommender
+
+# Split families by name: the split function and the fewest events per user (or session) it needs.
+SPLITS: dict[str, tuple[Callable[[Interactions], Split], int]] = {
+    "d2l": (d2l_split, 1), "loo": (loo_split, 3), "caser-paper": (caser_paper_split, 3), "session": (session_split, 2)}
 
 
 @dataclass(frozen=True)
 class Protocol:
     name: str
+    split: str                          # split family in SPLITS
+    ks: tuple[int, ...]                 # cut-offs reported when eval.ks is not set
+    headline: tuple[str, str]           # the two metrics tables and charts show first
+    candidates: str = "full"            # "full" | "sampled" (target + N seeded negatives)
     max_candidate: str = "num_items"    # "num_users": the book's bug caps candidates at index num_users
+    repeats_flag: bool = True           # False: the book's exclusion is part of the protocol, not a choice
+    mrr_at_k: bool = False              # also report MRR@k (MRR counting only ranks below k)
 
 
-PROTOCOLS = {"d2l": Protocol("d2l", max_candidate="num_users"), "d2l-fixed": Protocol("d2l-fixed")}
+PROTOCOLS = {
+    "d2l": Protocol("d2l", "d2l", (10, 50), ("hit@50", "auc"), max_candidate="num_users", repeats_flag=False),
+    "d2l-fixed": Protocol("d2l-fixed", "d2l", (10, 50), ("hit@50", "auc"), repeats_flag=False),
+    "loo-full": Protocol("loo-full", "loo", (5, 10, 20), ("hr@10", "ndcg@10")),
+    "loo-sampled": Protocol("loo-sampled", "loo", (5, 10, 20), ("hr@10", "ndcg@10"), candidates="sampled"),
+    "caser-paper": Protocol("caser-paper", "caser-paper", (1, 5, 10), ("precision@10", "map")),
+    "session": Protocol("session", "session", (5, 10, 20), ("hr@10", "mrr@10"), mrr_at_k=True),
+}
+
+
+def metric_key(protocol: str, name: str, num_sampled: int) -> str:
+    """The key a metric has under `protocol`: sampled protocols carry their N ('hr@10/sampled100')."""
+    return f"{name}/sampled{num_sampled}" if PROTOCOLS[protocol].candidates == "sampled" else name
+
+
+def split_family(protocols: tuple[str, ...]) -> str:
+    """The one split all `protocols` share; protocols built on different splits cannot share a run."""
+    families = {PROTOCOLS[p].split for p in protocols}
+    if len(families) != 1:
+        raise ConfigError(f"protocols {', '.join(protocols)} use different splits ({', '.join(sorted(families))}); "
+                          "evaluate them in separate runs")
+    return families.pop()
+
+
+def sampled_negatives(seen: Sequences, users: np.ndarray, num_items: int, n: int,
+                      seed: int | tuple[int, ...]) -> np.ndarray:
+    """(len(users), n) distinct items per case, uniform over items the user never interacted with.
+
+    Depends only on (seen, users, num_items, n, seed): every model and run with the same seed ranks
+    the same candidates. Duplicates are redrawn until each row holds n distinct items.
+    """
+    sampler = NegativeSampler(seen, num_items)
+    counts = np.zeros(int(seen.users.max(initial=0)) + 1, np.int64)
+    counts[seen.users] = seen.lengths
+    short = np.flatnonzero(num_items - counts[users] < n)
+    if short.size:
+        raise ConfigError(f"eval.num_sampled={n} exceeds the {num_items - counts[users[short[0]]]} items user index "
+                          f"{users[short[0]]} has not interacted with; lower eval.num_sampled")
+    rng = np.random.default_rng(seed)
+    out = sampler.sample(users, n, rng)
+    while True:
+        order = np.argsort(out, axis=1, kind="stable")
+        ordered = np.take_along_axis(out, order, 1)
+        dup = np.zeros_like(out, dtype=bool)
+        np.put_along_axis(dup, order[:, 1:], ordered[:, 1:] == ordered[:, :-1], 1)
+        if not dup.any():
+            return out
+        rows = np.nonzero(dup)[0]
+        out[dup] = sampler.sample(users[rows], 1, rng)[:, 0]
 
 
 def candidate_mask(protocol: Protocol, exclude_rows: Tensor, exclude_items: Tensor, batch: int,
@@ -35,36 +106,62 @@ def candidate_mask(protocol: Protocol, exclude_rows: Tensor, exclude_items: Tens
     return mask
 
 
-def target_ranks(scores: Tensor, targets: Tensor, candidates: Tensor) -> tuple[Tensor, Tensor]:
-    """0-based rank of each target among the candidates, ties counted against it (inf if not a candidate).
+def ranks_of(scores: Tensor, candidates: Tensor, rows: Tensor, items: Tensor) -> Tensor:
+    """0-based rank of item items[j] in row rows[j] among that row's candidates, ties counted against it.
 
-    scores (B, I), targets (B,), candidates bool (B, I) -> ranks (B,) float, num_candidates (B,).
+    scores (B, I), candidates bool (B, I), rows (n,), items (n,) -> ranks (n,) float, inf if not a candidate.
     """
-    target_scores = scores.gather(1, targets[:, None])
-    ahead = ((scores >= target_scores) & candidates).sum(1) - 1
-    is_candidate = candidates.gather(1, targets[:, None]).squeeze(1)
-    ranks = torch.where(is_candidate, ahead.float(), torch.inf)
-    return ranks, candidates.sum(1)
+    target_scores = scores[rows, items]
+    ahead = ((scores[rows] >= target_scores[:, None]) & candidates[rows]).sum(1) - 1
+    return torch.where(candidates[rows, items], ahead.float(), torch.inf)
+
+
+def target_ranks(scores: Tensor, targets: Tensor, candidates: Tensor) -> tuple[Tensor, Tensor]:
+    """One target per row: scores (B, I), targets (B,), candidates (B, I) -> ranks (B,), num_candidates (B,)."""
+    return ranks_of(scores, candidates, torch.arange(len(targets), device=targets.device), targets), candidates.sum(1)
+
+
+def _csr(seqs: Sequences, device: torch.device | str) -> tuple[Tensor, Tensor, np.ndarray]:
+    return (torch.as_tensor(seqs.row_of_each_item(), device=device), torch.as_tensor(seqs.items, device=device),
+            seqs.indptr)
 
 
 @torch.no_grad()
-def evaluate(model: SequentialRecommender, cases: EvalCases, protocol: str, L: int, num_users: int,
-             num_items: int, ks: tuple[int, ...] = (10, 50), batch_size: int = 1024,
-             device: torch.device | str = "cpu") -> dict[str, float]:
-    """Rank every case's target under `protocol`; returns flat metrics (the caller keys them by protocol)."""
-    spec = PROTOCOLS[protocol]
+def evaluate(model: SequentialRecommender, cases: EvalCases | TargetSets, protocol: str, L: int, num_users: int,
+             num_items: int, ks: tuple[int, ...] = (), batch_size: int = 1024, device: torch.device | str = "cpu",
+             negatives: np.ndarray | None = None, allow_repeats: bool = False) -> dict[str, float]:
+    """Rank every case's target(s) under `protocol`; returns flat metrics (the caller keys them by protocol).
+
+    ks: cut-offs (empty: the protocol's own). negatives (B, N): the sampled candidates of `loo-sampled`
+    (see `sampled_negatives`). allow_repeats: rank items already in the history (repeat consumption).
+    """
+    spec, ks = PROTOCOLS[protocol], ks or PROTOCOLS[protocol].ks
+    if spec.candidates == "sampled" and negatives is None:
+        raise ConfigError(f"protocol {protocol} needs sampled negatives")
     seqs = torch.as_tensor(cases.history.last(L), device=device)
     users = torch.as_tensor(cases.users, device=device)
-    targets = torch.as_tensor(cases.targets, device=device)
-    excl_rows = torch.as_tensor(cases.exclude.row_of_each_item(), device=device)
-    excl_items = torch.as_tensor(cases.exclude.items, device=device)
-    indptr = cases.exclude.indptr
+    no_exclusion = Sequences(cases.users, np.zeros(len(cases) + 1, np.int64), np.zeros(0, np.int64))
+    ex_rows, ex_items, ex_ptr = _csr(no_exclusion if allow_repeats and spec.repeats_flag else cases.exclude, device)
+    multi = isinstance(cases.targets, Sequences)
+    one_each = Sequences(cases.users, np.arange(len(cases) + 1, dtype=np.int64), np.asarray(cases.targets))
+    t_rows, t_items, t_ptr = _csr(cases.targets if multi else one_each, device)
     ranks, counts = [], []
     for start in range(0, len(cases), batch_size):
         stop = min(start + batch_size, len(cases))
-        lo, hi = int(indptr[start]), int(indptr[stop])
-        mask = candidate_mask(spec, excl_rows[lo:hi] - start, excl_items[lo:hi], stop - start, num_users, num_items)
-        r, n = target_ranks(model.score_all(users[start:stop], seqs[start:stop]), targets[start:stop], mask)
-        ranks.append(r)
-        counts.append(n)
-    return ranking_metrics(torch.cat(ranks).cpu(), torch.cat(counts).cpu(), ks)
+        lo, hi = int(ex_ptr[start]), int(ex_ptr[stop])
+        if spec.candidates == "sampled":
+            mask = torch.zeros(stop - start, num_items + 1, dtype=torch.bool, device=device)
+            mask.scatter_(1, torch.as_tensor(negatives[start:stop], device=device), True)
+            mask[torch.arange(stop - start, device=device), t_items[start:stop]] = True
+        else:
+            mask = candidate_mask(spec, ex_rows[lo:hi] - start, ex_items[lo:hi], stop - start, num_users, num_items)
+        tlo, thi = int(t_ptr[start]), int(t_ptr[stop])
+        scores = model.score_all(users[start:stop], seqs[start:stop])
+        ranks.append(ranks_of(scores, mask, t_rows[tlo:thi] - start, t_items[tlo:thi]))
+        counts.append(mask.sum(1))
+    ranks_all = torch.cat(ranks).cpu()
+    if multi:
+        return set_metrics(ranks_all, t_rows.cpu(), torch.as_tensor(cases.targets.lengths), ks)
+    metrics = ranking_metrics(ranks_all, torch.cat(counts).cpu(), ks, spec.mrr_at_k)
+    num_sampled = 0 if negatives is None else negatives.shape[1]
+    return {metric_key(protocol, name, num_sampled): v for name, v in metrics.items()}

@@ -62,7 +62,7 @@ class Caser(nn.Module):
     def __init__(self, config: CaserConfig, num_users: int, num_items: int) -> None:
         super().__init__()
         self.config, k, L = config, config.embedding_dim, config.L
-        self.item_emb = nn.Embedding(num_items + 1, k, padding_idx=0)
+        self.item_emb = nn.Embedding(num_items + 1, k, padding_idx=0) if config.uses_sequence else None
         self.user_emb = nn.Embedding(num_users + 1, k, padding_idx=0) if config.use_user else None
         self.conv_v = nn.Conv2d(1, config.num_v_filters, (L, 1)) if config.num_v_filters else None
         self.conv_h = nn.ModuleList(nn.Conv2d(1, config.num_h_filters, (h, k)) for h in range(1, L + 1)

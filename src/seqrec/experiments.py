@@ -1,0 +1,177 @@
+"""Experiments over many runs: train each (config, seed), summarise mean and spread, write tables and a chart.
+
+`run_grid(configs, seeds, log)` is the reusable runner (compare now; ablations and sweeps are grids
+too); `write_comparison` turns its table into compare.json, compare.md and compare.png.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seqrec import api
+from seqrec.config import PRESETS, RunConfig, resolve_run_config
+from seqrec.data.interactions import Interactions
+from seqrec.errors import ConfigError
+from seqrec.evaluation.protocols import PROTOCOLS, metric_key
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One trained (config, seed): test metrics by protocol, training seconds, parameters, best epoch."""
+
+    label: str
+    seed: int
+    metrics: dict[str, dict[str, float]]
+    train_seconds: float
+    num_parameters: int
+    best_epoch: int | None = None
+
+
+@dataclass
+class GridTable:
+    """The records of a grid, in run order, and the protocol whose metrics the summary shows first."""
+
+    protocol: str
+    num_sampled: int
+    records: list[RunRecord] = field(default_factory=list)
+
+    @property
+    def labels(self) -> list[str]:
+        return list(dict.fromkeys(r.label for r in self.records))
+
+    def headline(self) -> tuple[str, str]:
+        first, second = PROTOCOLS[self.protocol].headline
+        return metric_key(self.protocol, first, self.num_sampled), metric_key(self.protocol, second, self.num_sampled)
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """Per label: mean and sample standard deviation (ddof 1; 0 for one seed) of every metric and of the
+        training seconds, the parameter count and the seeds."""
+        out: dict[str, dict[str, Any]] = {}
+        for label in self.labels:
+            runs = [r for r in self.records if r.label == label]
+            metrics = {p: {name: mean_std([r.metrics[p][name] for r in runs]) for name in runs[0].metrics[p]}
+                       for p in runs[0].metrics}
+            out[label] = {"metrics": metrics, "train_seconds": mean_std([r.train_seconds for r in runs]),
+                          "num_parameters": runs[0].num_parameters, "seeds": [r.seed for r in runs]}
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"protocol": self.protocol, "headline": list(self.headline()), "summary": self.summary(),
+                "runs": [dataclasses.asdict(r) for r in self.records]}
+
+
+def mean_std(values: Sequence[float]) -> dict[str, float]:
+    arr = np.asarray(values, dtype=float)
+    return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0}
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise ConfigError(f"--seeds expects comma separated integers, e.g. 0,1,2; got {text!r}") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds expects distinct non-negative integers, got {text!r}")
+    return seeds
+
+
+def parse_model_specs(text: str, overrides: Mapping[str, Any] | None = None) -> dict[str, RunConfig]:
+    """'caser:d2l,sasrec,runs/my.toml' -> {label: RunConfig}: MODEL:PRESET, MODEL (its own preset when one of that
+    name exists for it, else defaults), or a TOML config file. `overrides` (flags) apply to every one."""
+    overrides = dict(overrides or {})
+    configs: dict[str, RunConfig] = {}
+    for spec in (s.strip() for s in text.split(",") if s.strip()):
+        if spec.endswith(".toml"):
+            label, cfg = Path(spec).stem, resolve_run_config(None, Path(spec), overrides)
+        else:
+            model, _, preset = spec.partition(":")
+            if not preset and PRESETS.get(model, {}).get("model") == model:
+                preset = model
+            label, cfg = spec, resolve_run_config(preset or None, None, overrides | {"model": model})
+        if label in configs:
+            raise ConfigError(f"--models names {label!r} twice")
+        configs[label] = cfg
+    if not configs:
+        raise ConfigError("--models names no model")
+    first = next(iter(configs.values()))
+    for label, cfg in configs.items():
+        if cfg.data != first.data or cfg.eval != first.eval:
+            raise ConfigError(f"{label}: every model of a comparison must use the same data and [eval] settings")
+    return configs
+
+
+def run_grid(configs: Mapping[str, RunConfig], seeds: Sequence[int], log: Interactions,
+             progress: bool | None = None,
+             on_run: Callable[[str, int, api.TrainResult], None] | None = None) -> GridTable:
+    """Train and evaluate every config with every seed on `log` (the seed replaces each config's seed)."""
+    first = next(iter(configs.values()))
+    table = GridTable(first.eval.protocols[0], first.eval.num_sampled)
+    for label, cfg in configs.items():
+        for seed in seeds:
+            result = api.train(log, dataclasses.replace(cfg, seed=seed), progress=progress)
+            table.records.append(RunRecord(label, seed, result.metrics, result.timings["train_seconds"],
+                                           result.num_parameters, result.best_epoch))
+            if on_run is not None:
+                on_run(label, seed, result)
+    return table
+
+
+def _cell(stat: dict[str, float], digits: int = 4) -> str:
+    return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+
+
+def markdown_table(table: GridTable) -> str:
+    """Mean ± sample std over seeds of every metric of the table's protocol (hit@k aliases of hr@k left out)."""
+    summary = table.summary()
+    names = [n for n in summary[table.labels[0]]["metrics"][table.protocol] if not n.startswith("hit@")]
+    names = sorted(names, key=lambda n: n not in table.headline())
+    head = ["model", *names, "train s", "parameters", "seeds"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, s in summary.items():
+        cells = [label, *(_cell(s["metrics"][table.protocol][n]) for n in names), _cell(s["train_seconds"], 1),
+                 f"{s['num_parameters']:,}", ",".join(map(str, s["seeds"]))]
+        rows.append("| " + " | ".join(cells) + " |")
+    return f"Protocol `{table.protocol}`: mean ± sample standard deviation over seeds.\n\n" + "\n".join(rows) + "\n"
+
+
+def plot_comparison(table: GridTable, path: Path) -> Path:
+    """Bar chart of the protocol's two headline metrics per model, with ± std error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary, metrics = table.summary(), table.headline()
+    labels, width = table.labels, 0.8 / len(table.headline())
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(labels) + 2), 3.5))
+    x = np.arange(len(labels))
+    for i, name in enumerate(metrics):
+        stats = [summary[label]["metrics"][table.protocol][name] for label in labels]
+        ax.bar(x + (i - (len(metrics) - 1) / 2) * width, [s["mean"] for s in stats], width,
+               yerr=[s["std"] for s in stats], capsize=3, label=name)
+    ax.set_xticks(x, labels, rotation=20 if len(labels) > 4 else 0)
+    ax.set_ylabel("test metric (mean ± std over seeds)")
+    ax.set_title(f"protocol {table.protocol}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_comparison(table: GridTable, out_dir: Path, stem: str = "compare",
+                     plot: Callable[[GridTable, Path], Path] = plot_comparison, note: str = "") -> list[Path]:
+    """out_dir/STEM.json (summary and every run), STEM.md (the table, then `note`) and STEM.png (`plot`)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
+    json_path.write_text(json.dumps(table.to_json() | ({"note": note} if note else {}), indent=2) + "\n")
+    md_path.write_text(markdown_table(table) + (f"\n{note}\n" if note else ""))
+    return [json_path, md_path, plot(table, out_dir / f"{stem}.png")]
+

@@ -1,0 +1,120 @@
+"""`seqrec compare` and the grid runner on a tiny synthetic log."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import polars as pl
+import pytest
+
+from seqrec import api, cli
+from seqrec.config import PRESETS
+from seqrec.errors import ConfigError
+from seqrec.experiments import GridTable, parse_model_specs, parse_seeds
+from tests.conftest import markov_log
+
+
+def write_log(tmp_path):
+    log = markov_log(num_users=40, num_items=25, length=10)
+    path = tmp_path / "events.csv"
+    pl.DataFrame({"u": log.users, "i": log.items, "t": log.times}).write_csv(path)
+    return path
+
+
+def run_cli(monkeypatch, capsys, *args):
+    monkeypatch.setattr(sys, "argv", ["seqrec", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    return exit_info.value.code, capsys.readouterr()
+
+
+def test_compare_writes_json_markdown_and_chart(tmp_path, monkeypatch, capsys):
+    data, out = write_log(tmp_path), tmp_path / "cmp"
+    code, _ = run_cli(monkeypatch, capsys, "compare", "--models", "caser:d2l,caser", "--data", str(data),
+                      "--user-col", "u", "--item-col", "i", "--time-col", "t", "--protocol", "loo-full",
+                      "--seeds", "0,1", "--epochs", "1", "--set", "train.device='cpu'", "--out", str(out))
+    assert code == 0
+    report = json.loads((out / "compare.json").read_text())
+    assert report["protocol"] == "loo-full" and report["headline"] == ["hr@10", "ndcg@10"]
+    assert list(report["summary"]) == ["caser:d2l", "caser"]
+    assert [(r["label"], r["seed"]) for r in report["runs"]] == [("caser:d2l", 0), ("caser:d2l", 1), ("caser", 0),
+                                                                  ("caser", 1)]
+    for label, summary in report["summary"].items():
+        runs = [r for r in report["runs"] if r["label"] == label]
+        values = [r["metrics"]["loo-full"]["ndcg@10"] for r in runs]
+        stat = summary["metrics"]["loo-full"]["ndcg@10"]
+        assert stat["mean"] == pytest.approx(np.mean(values)) and stat["std"] == pytest.approx(np.std(values, ddof=1))
+        assert summary["num_parameters"] > 0 and summary["seeds"] == [0, 1]
+    markdown = (out / "compare.md").read_text()
+    assert "| model | hr@10 | ndcg@10 |" in markdown and markdown.count("\n| caser") == 2
+    assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_data_names_a_known_dataset_unless_a_file_of_that_name_exists(tmp_path, monkeypatch):
+    assert api.data_source("ml-100k") == {"data.dataset": "ml-100k"}
+    assert api.data_source("events.csv") == {"data.path": "events.csv"}
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ml-100k").write_text("user,item\n")
+    assert api.data_source("ml-100k") == {"data.path": "ml-100k"}
+
+
+def test_model_specs_and_seeds():
+    configs = parse_model_specs("caser:d2l, caser", {"eval.protocols": ["loo-sampled"]})
+    assert list(configs) == ["caser:d2l", "caser"]
+    assert configs["caser:d2l"].model_params == PRESETS["d2l"]["model_params"]
+    assert all(c.eval.protocols == ("loo-sampled",) for c in configs.values())
+    assert parse_seeds("0, 1,2") == (0, 1, 2)
+    for bad in ("0,x", "1,1", ""):
+        with pytest.raises(ConfigError):
+            parse_seeds(bad)
+    with pytest.raises(ConfigError, match="unknown model 'nosuch'"):
+        parse_model_specs("nosuch")
+    with pytest.raises(ConfigError, match="unknown preset 'nosuch'"):
+        parse_model_specs("caser:nosuch")
+    with pytest.raises(ConfigError, match="twice"):
+        parse_model_specs("caser,caser")
+
+
+def test_model_specs_from_toml_files(tmp_path):
+    small = tmp_path / "small.toml"
+    small.write_text('model = "caser"\n[model_params]\nembedding_dim = 8\n[train]\nepochs = 2\n')
+    configs = parse_model_specs(f"{small},caser", {"train.epochs": 1})
+    assert list(configs) == ["small", "caser"]
+    assert configs["small"].model_params == {"embedding_dim": 8} and configs["small"].train.epochs == 1
+    other = tmp_path / "other.toml"
+    other.write_text('[eval]\nprotocols = ["caser-paper"]\n')
+    with pytest.raises(ConfigError, match="same data and \\[eval\\] settings"):
+        parse_model_specs(f"caser,{other}")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--protocol", "loo"], "unknown protocol 'loo'"),
+    (["--model", "nosuch"], "unknown model 'nosuch'"),
+    (["--time-col", "when"], "missing column(s) 'when'; columns found: u, i, t"),
+    (["--k-core", "50"], "no events left after filter k_core=50"),
+])
+def test_train_bad_input_is_one_line_and_exit_code_2(tmp_path, monkeypatch, capsys, args, message):
+    data = write_log(tmp_path)
+    code, captured = run_cli(monkeypatch, capsys, "train", "--data", str(data), "--user-col", "u", "--item-col", "i",
+                             *args, "--epochs", "1", "--out", str(tmp_path / "out"))
+    assert code == 2 and message in captured.err and captured.err.count("\n") == 1
+
+
+def test_train_from_a_file_writes_the_metrics_contract(tmp_path, monkeypatch, capsys):
+    data, out = write_log(tmp_path), tmp_path / "run"
+    code, _ = run_cli(monkeypatch, capsys, "train", "--data", str(data), "--format", "csv", "--user-col", "u",
+                      "--item-col", "i", "--time-col", "t", "--model", "caser", "--protocol", "loo-full",
+                      "--seed", "3", "--epochs", "2", "--early-stopping-metric", "ndcg@10", "--patience", "1",
+                      "--set", "train.device='cpu'", "--out", str(out))
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"hr@10", "ndcg@10", "mrr", "auc"} <= set(metrics["metrics"]["loo-full"]) and metrics["seed"] == 3
+    assert metrics["best_epoch"] in (1, 2) and "valid/loo-full/ndcg@10" in metrics["history"][0]
+    assert metrics["dataset"]["cases"] == {"test": 40, "valid": 40}
+
+
+def test_sampled_protocols_chart_their_sampled_metrics():
+    assert GridTable("loo-sampled", 100).headline() == ("hr@10/sampled100", "ndcg@10/sampled100")
+    assert GridTable("caser-paper", 100).headline() == ("precision@10", "map")
