@@ -37,4 +37,4 @@ class Popularity(nn.Module):
         return torch.log1p(self.counts)[items]
 
     def score_all(self, users: Tensor, seqs: Tensor) -> Tensor:                    # (B, num_items + 1)
-        return torch.log1p(self.counts).repeat(len(users), 1)                     # a copy callers may write to
+        return torch.log1p(self.counts).repeat(users.size(0), 1)                   # a copy callers may write to
