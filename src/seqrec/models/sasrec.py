@@ -59,7 +59,7 @@ class Block(nn.Module):
         B, L, k = x.shape
         q, kv = self.qkv(self.ln_attn(x)).split([k, 2 * k], 2)                      # (B, L, k), (B, L, 2k)
         q = q[:, L - queries:].view(B, queries, self.num_heads, -1).transpose(1, 2)  # (B, H, Q, k/H)
-        key, value = kv.view(B, L, 2, self.num_heads, -1).permute(2, 0, 3, 1, 4)     # (B, H, L, k/H) each
+        key, value = kv.view(B, L, 2, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)  # (B, H, L, k/H) each
         a = F.scaled_dot_product_attention(q, key, value, attn_mask=allowed[:, :, L - queries:],
                                            dropout_p=self.p if self.training else 0.0)  # (B, H, Q, k/H)
         x = x[:, L - queries:] + self.dropout(self.proj(a.transpose(1, 2).reshape(B, queries, k)))  # (B, Q, k)
