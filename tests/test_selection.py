@@ -66,12 +66,17 @@ def test_train_keeps_the_best_validation_epoch():
     assert result.to_json()["best_epoch"] == result.best_epoch
 
 
-def test_early_stopping_needs_a_validation_split_and_a_known_metric():
+def test_early_stopping_without_a_validation_split_trains_all_epochs_and_says_so():
     log = markov_log(num_users=20, num_items=20, length=8)
-    d2l = RunConfig(train=TrainConfig(epochs=1, device="cpu", early_stopping_metric="hr@10"),
+    d2l = RunConfig(train=TrainConfig(epochs=2, device="cpu", early_stopping_metric="hr@10"),
                     eval=EvalConfig(protocols=("d2l",)))
-    with pytest.raises(ConfigError, match="needs a validation split"):
-        api.train(log, d2l, progress=False)
+    result = api.train(log, d2l, progress=False)
+    assert len(result.history) == 2 and result.best_epoch is None
+    assert "protocol d2l has no validation split" in result.to_json()["notes"][0]
+
+
+def test_early_stopping_needs_a_known_metric():
+    log = markov_log(num_users=20, num_items=20, length=8)
     bad = RunConfig(train=TrainConfig(epochs=1, device="cpu", early_stopping_metric="hr@7"))
     with pytest.raises(ConfigError, match="'hr@7' is not a metric of protocol loo-full"):
         api.train(log, bad, progress=False)

@@ -97,13 +97,14 @@ class TrainResult:
     validation: dict[str, dict[str, float]] = field(default_factory=dict)  # final metrics on the validation cases
     best_epoch: int | None = None       # the epoch whose weights were kept (early stopping), else None
     log: Interactions | None = field(default=None, repr=False)    # the training log, for the bundle
+    notes: list[str] = field(default_factory=list)  # settings that could not apply, said in words
 
     def to_json(self) -> dict[str, Any]:
         return {"metrics": self.metrics, "validation": self.validation, "best_epoch": self.best_epoch,
                 "seed": self.config.seed, "config": self.config.to_dict(),
                 "model": {"name": self.config.model, "num_parameters": self.num_parameters},
                 "dataset": self.dataset, "history": self.history, "timings": self.timings,
-                "versions": package_versions()}
+                "versions": package_versions(), "notes": self.notes}
 
     def write(self, out_dir: Path) -> Path:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -135,9 +136,11 @@ def train(log: Interactions, cfg: RunConfig, progress: bool | None = None) -> Tr
     device = resolve_device(cfg.train.device)
     primary, metric = cfg.eval.protocols[0], cfg.train.early_stopping_metric
     stages = {"test": split.test} | ({"valid": split.valid} if split.valid is not None else {})
+    notes = []
     if metric is not None and split.valid is None:
-        raise ConfigError(f"train.early_stopping_metric needs a validation split; protocol {primary} has none "
-                          "(use loo-full, loo-sampled or caser-paper)")
+        notes.append(f"no early stopping: protocol {primary} has no validation split, so all {cfg.train.epochs} "
+                     "epochs were trained (early stopping needs loo-full, loo-sampled or caser-paper)")
+        metric = None
     negatives = evaluation_negatives(log, split, cfg)
 
     def evaluate_all(model: nn.Module, stage: str) -> dict[str, dict[str, float]]:
@@ -181,7 +184,7 @@ def train(log: Interactions, cfg: RunConfig, progress: bool | None = None) -> Tr
                "split": split_family(cfg.eval.protocols), "dropped_users": dropped,
                "cases": {stage: len(cases) for stage, cases in stages.items()}, "source": log.source}
     return TrainResult(model.cpu().eval(), cfg, metrics, history.epochs, timings, count_parameters(model), dataset,
-                       validation, stopper.best_epoch if stopper is not None else None, log)
+                       validation, stopper.best_epoch if stopper is not None else None, log, notes)
 
 
 def save_bundle(result: TrainResult, path: Path) -> Path:

@@ -98,6 +98,8 @@ def train(
     console.print(results_table(result))
     if result.dataset.get("dropped_users"):
         console.print(f"dropped {result.dataset['dropped_users']} users with too few events for the protocol")
+    for note in result.notes:
+        console.print(f"note: {note}")
     console.print(f"wrote {path} and the bundle {bundle}")
 
 
