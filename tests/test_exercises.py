@@ -121,3 +121,9 @@ def test_session_protocol_ranks_each_prefix_by_hand():
     assert got["hr@1"] == pytest.approx(0.5) and got["hr@2"] == pytest.approx(1.0)
     assert got["mrr@1"] == pytest.approx((1 + 0) / 2) and got["mrr@2"] == pytest.approx((1 + 1 / 2) / 2)
     assert got["ndcg@2"] == pytest.approx((1 + 1 / math.log2(3)) / 2)
+
+
+def test_importance_says_when_the_difference_is_within_the_spread():
+    labels = list(ABLATIONS)
+    table = table_of(dict(zip(labels, [0.40, 0.39, 0.385, 0.20, 0.35], strict=True)))
+    assert "by less than the seed-to-seed spread" in importance_sentence(table)

@@ -50,11 +50,17 @@ def component_importance(table: GridTable) -> dict[str, dict[str, float]]:
 
 
 def importance_sentence(table: GridTable) -> str:
+    """Which convolution matters more, and whether the difference exceeds the seed-to-seed spread."""
     metric = table.headline()[0]
     cost = component_importance(table)[metric]
     more, less = sorted(("horizontal", "vertical"), key=lambda part: -cost[part])
+    stats = table.summary()
+    spread = np.hypot(*(stats[label]["metrics"][table.protocol][metric]["std"]
+                        for label in ("vertical only (+ user)", "horizontal only (+ user)")))
+    verdict = (f"the {more} convolution matters more" if cost[more] - cost[less] > spread else
+               f"the {more} convolution matters more here, but by less than the seed-to-seed spread ({spread:.4f})")
     return (f"Under `{table.protocol}`, removing the {more} convolution costs {cost[more]:+.4f} {metric} and removing "
-            f"the {less} one {cost[less]:+.4f}: the {more} convolution matters more. Removing the user embedding "
+            f"the {less} one {cost[less]:+.4f}: {verdict}. Removing the user embedding "
             f"costs {cost['user']:+.4f}; removing both convolutions {cost['convolutions']:+.4f}.")
 
 
