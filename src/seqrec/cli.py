@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +15,8 @@ from rich.table import Table
 
 from seqrec import api, exercises, experiments
 from seqrec.bundle import BUNDLE_SUBDIR
-from seqrec.config import parse_assignment, resolve_run_config
+from seqrec.config import RunConfig, parse_assignment, resolve_run_config
+from seqrec.data.interactions import Interactions
 from seqrec.errors import SeqrecError
 from seqrec.report import results_table
 
@@ -201,14 +203,16 @@ PresetOption = Annotated[str | None, typer.Option(help="Named settings for the b
 ConfigOption = Annotated[Path | None, typer.Option(help="TOML file of settings (applied over the preset).")]
 
 
-def _grid_report(configs: dict, seeds: str, log, out_dir: Path, stem: str, progress: bool | None,
-                 plot=None, note=None) -> None:
+def _grid_report(configs: dict[str, RunConfig], seeds: str, log: Interactions, out_dir: Path, stem: str,
+                 progress: bool | None,
+                 plot: Callable[[experiments.GridTable, Path], Path] = experiments.plot_comparison,
+                 note: Callable[[experiments.GridTable], str] | None = None) -> None:
     """Run a grid of (config, seed), write STEM.json / .md / .png into out_dir, print the table (and note)."""
     table = experiments.run_grid(configs, experiments.parse_seeds(seeds), log, progress=progress,
                                  on_run=lambda label, seed, r: console.print(
                                      f"{label} seed {seed}: {r.timings['train_seconds']:.1f} s"))
     text = note(table) if note else ""
-    paths = experiments.write_comparison(table, out_dir, stem, plot or experiments.plot_comparison, text)
+    paths = experiments.write_comparison(table, out_dir, stem, plot, text)
     typer.echo(experiments.markdown_table(table) + (f"\n{text}\n" if text else ""))
     console.print(f"wrote {', '.join(map(str, paths))}")
 
