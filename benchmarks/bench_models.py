@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from seqrec import api
-from seqrec.config import resolve_run_config
+from seqrec.settings import resolve_run_config
 
 TARGETS = {"sasrec": 10.0, "paper": 5.0, "d2l": 0.5}     # seconds per epoch on 2 cores (issue 3)
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "ml-100k"

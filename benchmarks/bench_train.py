@@ -17,13 +17,13 @@ import time
 import torch
 
 from seqrec import api
-from seqrec.config import resolve_run_config
 from seqrec.data.sampling import NegativeSampler
 from seqrec.data.sequences import make_windows
 from seqrec.data.split import d2l_split
 from seqrec.evaluation.protocols import evaluate
-from seqrec.models import build_model
-from seqrec.training import fit
+from seqrec.models.registry import build_model
+from seqrec.settings import resolve_run_config
+from seqrec.training import fit, make_regime
 
 
 def main() -> None:
@@ -42,7 +42,8 @@ def main() -> None:
     for seed in range(args.repeats):
         torch.manual_seed(seed)
         model = build_model("caser", cfg.model_params, log.num_users, log.num_items)
-        history = fit(model, windows, sampler, cfg.train, seed, progress=False)
+        history = fit(model, make_regime("windows", cfg.train, log.num_items), windows, sampler, cfg.train, seed,
+                      progress=False)
         rates.append(history.windows_seen / history.train_seconds)
         print(f"train  seed {seed}: {history.windows_seen:,} windows in {history.train_seconds:.2f} s "
               f"= {rates[-1]:,.0f} windows/s (8 epochs, batch 4096)")

@@ -38,10 +38,10 @@ def main() -> None:
     configs = experiments.parse_model_specs(args.models, overrides)
     log = api.load_dataset(next(iter(configs.values())).data)
     started = time.perf_counter()
-    table = experiments.run_grid(configs, experiments.parse_seeds(args.seeds), log,
+    out_dir = args.out / f"compare-ml100k-{args.protocol}"
+    table = experiments.run_grid(configs, experiments.parse_seeds(args.seeds), log, out_dir,
                                  on_run=lambda label, seed, r: print(f"{label} seed {seed}: "
                                                                      f"{r.timings['total_seconds']:.1f} s"))
-    out_dir = args.out / f"compare-ml100k-{args.protocol}"
     paths = experiments.write_comparison(table, out_dir)
     print(f"{len(table.records)} runs in {time.perf_counter() - started:.0f} s; wrote {', '.join(map(str, paths))}")
     chart = paths[2].relative_to(REPO) if paths[2].is_relative_to(REPO) else paths[2]

@@ -11,7 +11,7 @@ import statistics
 from readme_section import replace_section
 
 from seqrec import api
-from seqrec.config import resolve_run_config
+from seqrec.settings import resolve_run_config
 
 COLUMNS = [("d2l", "hit@50"), ("d2l", "auc"), ("d2l-fixed", "hit@50"), ("d2l-fixed", "auc"),
            ("d2l-fixed", "hr@10"), ("d2l-fixed", "ndcg@10"), ("d2l-fixed", "mrr")]

@@ -10,20 +10,19 @@ import pytest
 import torch
 
 from seqrec.bundle import Bundle, make_bundle, save_bundle
-from seqrec.config import RunConfig
 from seqrec.data.interactions import Interactions
-from seqrec.models import build_model
-from tests.conftest import make_log, markov_log
+from seqrec.models.registry import build_model
+from tests.conftest import make_log, markov_log, run_config
 
 PARAMS = {"embedding_dim": 8, "L": 3, "num_h_filters": 4, "num_v_filters": 2, "dropout": 0.0, "init_std": 0.3}
 
 
 def random_bundle(log: Interactions | None = None, seed: int = 0) -> Bundle:
     log = markov_log(num_users=40, num_items=30, length=12, seed=seed) if log is None else log
-    cfg = RunConfig(model_params=PARAMS, seed=seed)
+    cfg = run_config(model_params=PARAMS, seed=seed)
     torch.manual_seed(seed)
     model = build_model(cfg.model, cfg.model_params, log.num_users, log.num_items)
-    return make_bundle(model, log, cfg.to_dict(), {"d2l-fixed": {"hr@10": 0.5}})
+    return make_bundle(model, log, cfg, {"d2l-fixed": {"hr@10": 0.5}})
 
 
 def titled_log() -> Interactions:

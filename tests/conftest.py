@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from seqrec.config import RunConfig
 from seqrec.data.interactions import IdMap, Interactions
+from seqrec.settings import build_run_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,6 +38,11 @@ def _cpu_and_threads():
     """Tests run on the CPU with a fixed thread count, so results do not depend on the machine."""
     torch.set_num_threads(2)
     yield
+
+
+def run_config(model: str = "caser", **sections) -> RunConfig:
+    """A validated RunConfig from nested settings: run_config(train={"epochs": 2}, eval={"protocols": ["d2l"]})."""
+    return build_run_config({"model": model, **sections})
 
 
 def make_log(users, items, times=None) -> Interactions:

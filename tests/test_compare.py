@@ -10,9 +10,9 @@ import polars as pl
 import pytest
 
 from seqrec import api, cli
-from seqrec.config import PRESETS
 from seqrec.errors import ConfigError
 from seqrec.experiments import GridTable, parse_model_specs, parse_seeds
+from seqrec.models.registry import PRESETS, model_config
 from tests.conftest import markov_log
 
 
@@ -63,7 +63,7 @@ def test_data_names_a_known_dataset_unless_a_file_of_that_name_exists(tmp_path, 
 def test_model_specs_and_seeds():
     configs = parse_model_specs("caser:d2l, caser", {"eval.protocols": ["loo-sampled"]})
     assert list(configs) == ["caser:d2l", "caser"]
-    assert configs["caser:d2l"].model_params == PRESETS["d2l"]["model_params"]
+    assert configs["caser:d2l"].model_params == model_config("caser", PRESETS["d2l"]["model_params"])
     assert all(c.eval.protocols == ("loo-sampled",) for c in configs.values())
     assert parse_seeds("0, 1,2") == (0, 1, 2)
     for bad in ("0,x", "1,1", ""):
@@ -82,7 +82,8 @@ def test_model_specs_from_toml_files(tmp_path):
     small.write_text('model = "caser"\n[model_params]\nembedding_dim = 8\n[train]\nepochs = 2\n')
     configs = parse_model_specs(f"{small},caser", {"train.epochs": 1})
     assert list(configs) == ["small", "caser"]
-    assert configs["small"].model_params == {"embedding_dim": 8} and configs["small"].train.epochs == 1
+    assert configs["small"].model_params == model_config("caser", {"embedding_dim": 8})
+    assert configs["small"].train.epochs == 1
     other = tmp_path / "other.toml"
     other.write_text('[eval]\nprotocols = ["caser-paper"]\n')
     with pytest.raises(ConfigError, match="same data and \\[eval\\] settings"):

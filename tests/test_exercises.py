@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from seqrec import experiments
-from seqrec.config import RunConfig, resolve_run_config
 from seqrec.data.sequences import Sequences
 from seqrec.data.sessions import prefix_cases
 from seqrec.errors import ConfigError
@@ -25,8 +24,10 @@ from seqrec.exercises import (
     sweep_configs,
 )
 from seqrec.experiments import GridTable, RunRecord
-from seqrec.models import build_model, count_parameters
-from tests.conftest import markov_log
+from seqrec.models.base import count_parameters
+from seqrec.models.registry import build_model
+from seqrec.settings import resolve_run_config
+from tests.conftest import markov_log, run_config
 
 
 def test_ablation_configs_remove_exactly_their_component():
@@ -47,7 +48,7 @@ def test_ablation_configs_remove_exactly_their_component():
     seq_only_model = models["sequence only (no user)"].eval()
     torch.testing.assert_close(seq_only_model.score_all(users, seqs), seq_only_model.score_all(users * 0, seqs))
     with pytest.raises(ConfigError, match="parts of Caser"):
-        ablation_configs(RunConfig(model="bogus"))
+        ablation_configs(run_config("sasrec"))
 
 
 def table_of(means: dict[str, float], protocol="d2l-fixed") -> GridTable:
@@ -78,7 +79,7 @@ def test_values_and_durations():
 def test_sweep_configs_set_the_named_setting():
     base = resolve_run_config("d2l")
     configs = sweep_configs(base, "L", [1, 3])
-    assert {label: cfg.model_params["L"] for label, cfg in configs.items()} == {"L=1": 1, "L=3": 3}
+    assert {label: cfg.model_params.L for label, cfg in configs.items()} == {"L=1": 1, "L=3": 3}
     assert sweep_configs(base, "lr", [0.5])["lr=0.5"].train.lr == 0.5
     with pytest.raises(ConfigError, match="not a setting"):
         sweep_configs(base, "nope", [1])
@@ -91,7 +92,7 @@ def test_sweep_grid_summarises_each_value_over_seeds(tmp_path):
     base = resolve_run_config("d2l", overrides={"train.epochs": 2, "train.batch_size": 128,
                                                 "eval.protocols": ["d2l-fixed"]})
     configs = sweep_configs(base, "L", [1, 2])
-    table = experiments.run_grid(configs, (0, 1), log, progress=False)
+    table = experiments.run_grid(configs, (0, 1), log, tmp_path, progress=False)
     summary = table.summary()
     for label in ("L=1", "L=2"):
         runs = [r.metrics["d2l-fixed"]["hit@50"] for r in table.records if r.label == label]

@@ -16,6 +16,8 @@ from seqrec.bundle import load_bundle
 from seqrec.cli import app
 from seqrec.errors import SeqrecError
 from seqrec.export import export
+from seqrec.models.registry import MODELS
+from tests import model_fixtures
 from tests.bundle_fixtures import saved_random_bundle
 
 
@@ -73,6 +75,19 @@ def test_onnx_export_gives_the_models_scores_for_any_batch_size(folder, tmp_path
         (scores,) = session.run(["scores"], {"users": users.numpy(), "seqs": seqs.numpy()})
         with torch.no_grad():
             torch.testing.assert_close(torch.from_numpy(scores), bundle.model.score_all(users, seqs))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_onnx_export_gives_every_models_scores(name, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    bundle = model_fixtures.small_bundle(name)
+    session = ort.InferenceSession(str(export(bundle, tmp_path / "scorer.onnx", "onnx")),
+                                   providers=["CPUExecutionProvider"])
+    users, seqs = model_fixtures.batch(name)
+    (scores,) = session.run(["scores"], {"users": users.numpy(), "seqs": seqs.numpy()})
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(scores), bundle.model.score_all(users, seqs))
 
 
 def test_unknown_export_format_is_a_clear_error(folder, tmp_path):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from seqrec import api
-from seqrec.config import build_run_config
 from seqrec.report import results_table
+from seqrec.settings import build_run_config
 from tests.conftest import markov_log
 
 NUM_ITEMS = 200
@@ -16,6 +16,8 @@ SETTINGS = {
                {"loss": "softmax", "lr": 0.01, "batch_size": 128, "epochs": 8}),
     "gru4rec": ({"L": 5, "embedding_dim": 32, "dropout": 0.1},
                 {"loss": "softmax", "lr": 0.01, "batch_size": 128, "epochs": 8}),
+    "bert4rec": ({"L": 6, "embedding_dim": 32, "num_blocks": 1, "num_heads": 2, "dropout": 0.1},
+                 {"loss": "softmax", "lr": 0.01, "batch_size": 128, "epochs": 8}),
     "markov": ({"L": 3}, {}),
 }
 
@@ -47,9 +49,10 @@ def test_sequence_models_do_not_learn_a_shuffled_log(shuffled, name):
     assert run(shuffled, name) < 2 * CHANCE
 
 
-@pytest.mark.parametrize("loss", ["bpr", "sampled-softmax"])
-def test_sampled_losses_train_positionwise_models_too(chain, loss):
-    assert run(chain, "sasrec", loss=loss, num_negatives=4) > 5 * CHANCE
+@pytest.mark.parametrize(("name", "loss"), [("sasrec", "bpr"), ("sasrec", "sampled-softmax"),
+                                           ("bert4rec", "sampled-softmax")])
+def test_sampled_losses_train_positionwise_and_masked_models_too(chain, name, loss):
+    assert run(chain, name, loss=loss, num_negatives=4) > 5 * CHANCE
 
 
 def test_bprmf_learns_which_items_go_together(chain):
@@ -63,7 +66,7 @@ def test_bprmf_learns_which_items_go_together(chain):
 def test_popularity_counts_every_training_target(chain):
     raw = {"model": "pop", "eval": {"protocols": ["d2l-fixed"], "ks": [10, 50]}}
     result = api.train(chain, build_run_config(raw), progress=False)
-    # L = 1: every training event but each user's first is a target; the test event is not counted
+    # every training event but each user's first is a target (it has an item before it); the test event is not
     assert result.model.counts.sum().item() == len(chain) - 2 * 300
     assert result.history[0]["windows"] == len(chain) - 2 * 300
     assert "loss" not in result.history[0] and results_table(result).row_count > 0   # no loss, still a report

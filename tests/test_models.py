@@ -1,41 +1,32 @@
-"""The one contract every registered model meets, plus the optional training protocols' own contracts."""
+"""The one contract every registered model meets, read from its spec: scoring, padding, weights,
+determinism, settings, bundles and export; plus each training regime's own contract."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
-from seqrec.config import PRESETS, resolve_run_config
+from seqrec.bundle import load_bundle, save_bundle
 from seqrec.errors import ConfigError
 from seqrec.evaluation.protocols import PROTOCOLS, candidate_mask
-from seqrec.models import MODELS, CountingRecommender, PositionwiseRecommender, build_model, model_config
-
-NUM_USERS, NUM_ITEMS, B = 6, 15, 5
-SMALL = {"caser": {"embedding_dim": 8}, "sasrec": {"embedding_dim": 8, "L": 7, "num_heads": 2},
-         "gru4rec": {"embedding_dim": 8, "L": 7}, "bprmf": {"embedding_dim": 8}}
-
-
-def make(name: str, seed: int = 0) -> torch.nn.Module:
-    """A small model of `name`, counted on a few random windows if it learns by counting."""
-    torch.manual_seed(seed)
-    model = build_model(name, SMALL.get(name, {}), NUM_USERS, NUM_ITEMS)
-    if isinstance(model, CountingRecommender):
-        g = torch.Generator().manual_seed(seed)
-        L = model_config(name, SMALL.get(name, {})).L
-        model.fit_counts(torch.randint(1, NUM_USERS + 1, (40,), generator=g),
-                         torch.randint(0, NUM_ITEMS + 1, (40, L), generator=g),
-                         torch.randint(1, NUM_ITEMS + 1, (40, 2), generator=g))
-    return model.eval()
+from seqrec.export import export
+from seqrec.models.registry import MODELS, PRESETS, build_model, model_config
+from seqrec.recommend import recommend
+from seqrec.settings import resolve_run_config
+from seqrec.training import REGIMES
+from tests.model_fixtures import NUM_ITEMS, NUM_USERS, B, batch, history, make, small_bundle
 
 
-def batch(name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Users (B,) with an unknown user 0, and left-padded sequences (B, L) with an empty one."""
-    L = model_config(name, SMALL.get(name, {})).L
-    g = torch.Generator().manual_seed(1)
-    seqs = torch.randint(1, NUM_ITEMS + 1, (B, L), generator=g)
-    seqs[1, : L // 2] = 0                                            # a short history
-    seqs[2] = 0                                                      # no history at all
-    return torch.tensor([1, 2, 3, 0, NUM_USERS]), seqs
+def by_regime(*regimes: str) -> list[str]:
+    return [name for name in sorted(MODELS) if MODELS[name].regime in regimes]
+
+
+def test_every_spec_is_complete_and_every_preset_has_one_name():
+    for name, spec in MODELS.items():
+        assert spec.name == name and spec.regime in REGIMES and spec.summary
+        assert history(name) >= 0
+    assert len(PRESETS) == sum(len(spec.presets) for spec in MODELS.values())
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -81,13 +72,35 @@ def test_same_seed_same_model_and_eval_is_deterministic(name):
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_bad_settings_are_config_errors(name):
-    for bad in ({"L": 0}, {"no_such_setting": 1}):
+    bad = [{"no_such_setting": 1}] + ([{"L": 0}] if "L" in model_config(name, {}).__dataclass_fields__ else [])
+    for params in bad:
         with pytest.raises(ConfigError):
-            model_config(name, bad)
+            model_config(name, params)
 
 
-@pytest.mark.parametrize("name", [n for n in sorted(MODELS) if isinstance(make(n), PositionwiseRecommender)])
-def test_positionwise_scores_end_with_the_ordinary_scores(name):
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_bundle_round_trip_recommends_the_same_items_for_every_model(name, tmp_path):
+    made = small_bundle(name)
+    loaded = load_bundle(save_bundle(made, tmp_path / "bundle"))
+    assert loaded.model_name == name and history(name) == loaded.L
+    users = made.user_map.external.tolist()
+    assert [r.items for r in recommend(loaded, users, k=5)] == [r.items for r in recommend(made, users, k=5)]
+    np.testing.assert_array_equal(loaded.histories.last, made.histories.last)
+    np.testing.assert_array_equal(loaded.histories.seen.items, made.histories.seen.items)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_torchscript_export_gives_every_models_scores(name, tmp_path):  # ONNX: tests/test_export.py
+    bundle = small_bundle(name)
+    scorer = torch.jit.load(str(export(bundle, tmp_path / "scorer.pt")))
+    users, seqs = batch(name)
+    with torch.no_grad():
+        torch.testing.assert_close(scorer(users, seqs), bundle.model.score_all(users, seqs))
+
+
+@pytest.mark.parametrize("name", by_regime("positions"))
+def test_positionwise_scores_end_with_the_ordinary_scores_and_never_look_ahead(name):
     model, (users, seqs) = make(name), batch(name)
     L = seqs.size(1)
     items = torch.randint(1, NUM_ITEMS + 1, (B, L, 4), generator=torch.Generator().manual_seed(4))
@@ -100,6 +113,22 @@ def test_positionwise_scores_end_with_the_ordinary_scores(name):
         changed = seqs.clone()
         changed[:, -1] = changed[:, -1] % NUM_ITEMS + 1
         torch.testing.assert_close(model.score_all_positions(users, changed)[:, :-1], all_positions[:, :-1])
+
+
+@pytest.mark.parametrize("name", by_regime("masked"))
+def test_masked_models_score_the_next_item_at_a_mask_after_the_history(name):
+    model, (users, seqs) = make(name), batch(name)
+    L = seqs.size(1)
+    asked = torch.cat([seqs[:, 1:], torch.full((B, 1), NUM_ITEMS + 1)], 1)          # history, then the mask token
+    items = torch.randint(1, NUM_ITEMS + 1, (B, L, 4), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        all_positions = model.score_all_positions(users, asked)
+        torch.testing.assert_close(model.score_positions(users, asked, items), all_positions.gather(2, items))
+        torch.testing.assert_close(all_positions[:, -1], model.score_all(users, seqs))
+        # bidirectional: the last item changes what every real position sees
+        changed = asked.clone()
+        changed[:, -2] = changed[:, -2] % NUM_ITEMS + 1
+        assert not torch.allclose(model.score_all_positions(users, changed)[0, 0], all_positions[0, 0])
 
 
 def test_counting_models_count_what_they_are_shown():
@@ -121,8 +150,9 @@ def test_every_preset_builds_and_paper_is_the_caser_papers_setting():
         run = resolve_run_config(name)
         build_model(run.model, run.model_params, NUM_USERS, NUM_ITEMS)
     paper = resolve_run_config("paper")
-    assert (paper.model, dict(paper.model_params)) == ("caser", {"embedding_dim": 50, "L": 5, "num_h_filters": 16,
-                                                                 "num_v_filters": 4, "dropout": 0.5})
+    p = paper.model_params
+    assert (paper.model, p.embedding_dim, p.L, p.num_h_filters, p.num_v_filters, p.dropout) == ("caser", 50, 5, 16,
+                                                                                               4, 0.5)
     t = paper.train
     assert (t.loss, t.num_negatives, t.T, t.lr, t.weight_decay, t.batch_size, t.epochs) == ("bce", 3, 3, 1e-3, 1e-6,
                                                                                             512, 50)

@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from seqrec.config import PRESETS
 from seqrec.errors import ConfigError
-from seqrec.models import build_model, count_parameters
+from seqrec.models.base import count_parameters
+from seqrec.models.registry import PRESETS, build_model
 
 BOOK = PRESETS["d2l"]["model_params"]
 

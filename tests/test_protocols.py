@@ -9,14 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from seqrec import api
-from seqrec.config import DataConfig, EvalConfig, RunConfig
-from seqrec.data.sequences import make_windows
+from seqrec.data.sequences import Sequences, make_windows
 from seqrec.data.split import caser_paper_split, loo_split
 from seqrec.errors import ConfigError, DataError
 from seqrec.evaluation.metrics import set_metrics
-from seqrec.evaluation.protocols import evaluate, sampled_negatives
-from tests.conftest import make_log, markov_log
+from seqrec.evaluation.protocols import evaluate, sampled_candidates, sampled_negatives
+from seqrec.pipeline import split_for
+from tests.conftest import make_log, markov_log, run_config
 
 
 class FixedScores(nn.Module):
@@ -53,8 +52,8 @@ def test_loo_split_by_hand():
 def test_short_users_are_an_error_or_dropped_with_a_count():
     log = make_log(["A", "A", "A", "B", "B"], [1, 2, 3, 1, 2])
     with pytest.raises(DataError, match="'B' has 2 event"):
-        api.split_for(log, RunConfig(data=DataConfig(short_users="error")))
-    kept, split, dropped = api.split_for(log, RunConfig())
+        split_for(log, run_config(data={"short_users": "error"}))
+    kept, split, dropped = split_for(log, run_config())
     assert dropped == 1 and kept.num_users == 1 and split.test.targets.tolist() == [3]
 
 
@@ -96,7 +95,7 @@ def test_training_windows_never_hold_validation_or_test_events():
 
 def test_sampled_negatives_are_unseen_distinct_and_seeded():
     log = markov_log(num_users=50, num_items=40, length=12)
-    seen = api.all_items(log)
+    seen = Sequences.from_sorted(*(a[np.argsort(log.users, kind="stable")] for a in (log.users, log.items)))
     users = np.arange(1, 51)
     a, b = (sampled_negatives(seen, users, 40, 10, seed=(0, 1)) for _ in range(2))
     other = sampled_negatives(seen, users, 40, 10, seed=(1, 1))
@@ -108,13 +107,15 @@ def test_sampled_negatives_are_unseen_distinct_and_seeded():
 
 def test_sampled_candidates_are_the_same_for_every_model_and_run():
     log = markov_log(num_users=50, num_items=40, length=12)
-    eval_cfg = EvalConfig(protocols=("loo-sampled",), num_sampled=10)
-    small = RunConfig(model_params={"embedding_dim": 4}, eval=eval_cfg)
-    large = RunConfig(model_params={"embedding_dim": 16, "num_h_filters": 2}, eval=eval_cfg)
-    first, second = (api.evaluation_negatives(log, api.split_for(log, cfg)[1], cfg) for cfg in (small, large))
-    again = api.evaluation_negatives(log, api.split_for(log, small)[1], small)
-    reseeded = RunConfig(seed=1, eval=eval_cfg)
-    other = api.evaluation_negatives(log, api.split_for(log, reseeded)[1], reseeded)
+    eval_cfg = {"protocols": ["loo-sampled"], "num_sampled": 10}
+    small = run_config(model_params={"embedding_dim": 4}, eval=eval_cfg)
+    large = run_config(model_params={"embedding_dim": 16, "num_h_filters": 2}, eval=eval_cfg)
+
+    def candidates(cfg):
+        return sampled_candidates(log, split_for(log, cfg)[1], cfg.eval.protocols, cfg.eval.num_sampled, cfg.seed)
+
+    first, second, again = candidates(small), candidates(large), candidates(small)
+    other = candidates(run_config(seed=1, eval=eval_cfg))
     for stage in ("valid", "test"):
         assert np.array_equal(first[stage], second[stage]) and np.array_equal(first[stage], again[stage])
         assert not np.array_equal(first[stage], other[stage])
@@ -170,6 +171,6 @@ def test_caser_paper_ranks_against_items_not_seen_before_the_test_period():
 
 def test_protocols_on_different_splits_cannot_share_a_run():
     with pytest.raises(ConfigError, match="different splits"):
-        api.split_for(tiny_log(), RunConfig(eval=EvalConfig(protocols=("loo-full", "caser-paper"))))
+        run_config(eval={"protocols": ["loo-full", "caser-paper"]})
     with pytest.raises(ConfigError, match="unknown protocol 'loo'"):
-        EvalConfig(protocols=("loo",))
+        run_config(eval={"protocols": ["loo"]})

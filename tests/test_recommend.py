@@ -71,13 +71,19 @@ def test_an_explicit_sequence_replaces_a_known_users_history(bundle):
     assert got.items == bundle.item_map.external[np.array(expected) - 1].tolist()
 
 
-def test_unknown_user_without_a_sequence_and_unknown_items_are_named(bundle):
-    with pytest.raises(UnknownUserError, match=r"unknown user.*'ghost'.*pass a sequence"):
+def test_unknown_items_are_left_out_and_reported_and_a_query_with_nothing_known_is_an_error(bundle):
+    got = recommend(bundle, sequences=[[1, 999, "x", 999]], k=5)[0]
+    assert got.unknown_items == [999, "x"] and got.items == recommend(bundle, sequences=[[1]], k=5)[0].items
+    known_user = recommend(bundle, users=[3], sequences=[["x"]], k=5)[0]        # nothing known given: the history
+    assert known_user.unknown_items == ["x"] and known_user.items == recommend(bundle, users=[3], k=5)[0].items
+    with pytest.raises(UnknownUserError, match=r"unknown user 'ghost': nothing to recommend from"):
         recommend(bundle, users=[1, "ghost"])
-    with pytest.raises(UnknownUserError, match=r"unknown user.*None"):
+    with pytest.raises(UnknownUserError, match=r"unknown user 'ghost'.*\(unknown: 999\)"):
+        recommend(bundle, users=["ghost"], sequences=[[999]])
+    with pytest.raises(SeqrecError, match=r"no item the model knows.*\(unknown: 999, 'x'\)"):
+        recommend(bundle, sequences=[[999, "x"]])
+    with pytest.raises(SeqrecError, match=r"no item the model knows"):
         recommend(bundle, sequences=[[]])
-    with pytest.raises(SeqrecError, match=r"unknown item id.*999, 'x'"):
-        recommend(bundle, sequences=[[1, 999, "x", 999]])
     with pytest.raises(SeqrecError, match=r"k must be between 1 and the number of items \(30\), got 31"):
         recommend(bundle, users=[1], k=31)
 

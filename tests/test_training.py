@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from seqrec import api
-from seqrec.config import build_run_config
+from seqrec.settings import build_run_config
 from tests.conftest import markov_log
 
 NUM_ITEMS = 200

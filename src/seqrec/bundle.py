@@ -35,10 +35,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from seqrec import __version__
+from seqrec.config import RunConfig
 from seqrec.data.interactions import IdMap, Interactions
 from seqrec.data.sequences import Sequences
 from seqrec.errors import SeqrecError
-from seqrec.models import build_model, model_config
+from seqrec.models.registry import build_model, model_config, model_spec
 
 FORMAT_VERSION = 1
 META, ID_MAPS, WEIGHTS, HISTORIES, TITLES = ("bundle.json", "id_maps.json", "weights.safetensors",
@@ -269,7 +270,7 @@ def load_bundle(path: Path) -> Bundle:
     except (OSError, ValueError, KeyError) as err:
         raise SeqrecError(f"{folder / HISTORIES}: cannot read histories ({err})") from None
     num_users, num_items = meta["num_users"], meta["num_items"]
-    L = model_config(meta["model"]["name"], meta["model"]["params"]).L
+    L = history_length(meta["model"]["name"], meta["model"]["params"])
     if (len(ids["users"]) != num_users or len(ids["items"]) != num_items or last.shape != (num_users + 1, L)
             or len(indptr) != num_users + 2):
         raise SeqrecError(f"{folder}: id maps or histories do not match num_users={num_users}, "
@@ -280,14 +281,17 @@ def load_bundle(path: Path) -> Bundle:
     return Bundle(model, meta, IdMap(np.array(ids["users"])), IdMap(np.array(ids["items"])), histories, titles)
 
 
-def make_bundle(model: nn.Module, log: Interactions, config: dict[str, Any],
-                metrics: dict[str, Any] | None = None) -> Bundle:
-    """A bundle of a trained `model` on `log`; `config` is the RunConfig as a dict (for provenance)."""
-    params = dict(config.get("model_params", {}))
-    L = model_config(config["model"], params).L
+def history_length(model: str, params: dict[str, Any]) -> int:
+    """How many recent items the model reads (its spec's history; 0 for BPR-MF and popularity)."""
+    return model_spec(model).history(model_config(model, params))
+
+
+def make_bundle(model: nn.Module, log: Interactions, cfg: RunConfig, metrics: dict[str, Any] | None = None) -> Bundle:
+    """A bundle of a trained `model` on `log`, trained with settings `cfg` (kept whole, for provenance)."""
+    config = cfg.to_dict()
     meta = {"format_version": FORMAT_VERSION, "seqrec_version": __version__,
-            "model": {"name": config["model"], "params": params},
+            "model": {"name": cfg.model, "params": config["model_params"]},
             "num_users": log.num_users, "num_items": log.num_items, "config": config,
             "dataset": {"sha256": log.checksum, "num_events": len(log)}, "metrics": metrics or {}}
+    L = model_spec(cfg.model).history(cfg.model_params)
     return Bundle(model.cpu().eval(), meta, log.user_map, log.item_map, Histories.from_log(log, L), log.item_titles)
-

@@ -1,23 +1,33 @@
-"""The `seqrec` command: a thin typed layer over seqrec.api. Errors print as one line, exit code 2."""
+"""The `seqrec` command: a thin typed layer over seqrec.api. Errors print as one line, exit code 2.
+
+Options that set a run setting are declared once (`SettingOption`) and shared by every command
+that trains; their help texts list what the registries hold, so they cannot drift.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from seqrec import api, exercises, experiments
-from seqrec.bundle import BUNDLE_SUBDIR
-from seqrec.config import RunConfig, parse_assignment, resolve_run_config
+from seqrec.config import RunConfig, parse_assignment
+from seqrec.data.catalog import DATASETS
 from seqrec.data.interactions import Interactions
+from seqrec.data.readers import FORMATS
 from seqrec.errors import SeqrecError
+from seqrec.evaluation.protocols import PROTOCOLS
+from seqrec.losses import LOSS_NAMES
+from seqrec.models.registry import MODELS, PRESETS
 from seqrec.report import results_table
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -30,79 +40,124 @@ def _root() -> None:
     """Sequence-aware (next-item) recommendation: train, evaluate, compare, recommend, serve."""
 
 
-Data = Annotated[str | None, typer.Option(help="An interaction log file (see --format) or a known dataset "
-                                                 "name (ml-100k, the default).")]
-Format = Annotated[str | None, typer.Option("--format", help="csv | tsv | parquet | sequences (default: from "
-                                                                  "the file extension).")]
-UserCol = Annotated[str | None, typer.Option(help="User column (default: user).")]
-ItemCol = Annotated[str | None, typer.Option(help="Item column (default: item).")]
-TimeCol = Annotated[str | None, typer.Option(help="Time column (default: none, file order is time order).")]
-RatingCol = Annotated[str | None, typer.Option(help="Rating column (needed by --min-rating).")]
-MinRating = Annotated[float | None, typer.Option(help="Keep events with rating >= this.")]
-KCore = Annotated[int | None, typer.Option(help="Iterative k-core: every user and item keeps >= K events.")]
-Protocol = Annotated[str | None, typer.Option(help="Evaluation protocol(s), comma separated: d2l, d2l-fixed, "
-                                                      "loo-full (default), loo-sampled, caser-paper.")]
-DataDir = Annotated[Path | None, typer.Option(help="Local copy of the dataset (else $SEQREC_DATA_DIR, else "
-                                                      "download to the cache).")]
-Epochs = Annotated[int | None, typer.Option()]
-Sets = Annotated[list[str] | None, typer.Option("--set", help="Any setting: KEY=VALUE, e.g. "
-                                                   "train.weight_decay=0 or model_params.dropout=0.1.")]
+def _names(names: Sequence[str]) -> str:
+    return ", ".join(names)
+
+
+PRESET_HELP = "Named settings: " + _names([f"{name} ({preset['model']})" for name, preset in PRESETS.items()]) + "."
+PROTOCOL_HELP = f"Evaluation protocol(s), comma separated: {_names(list(PROTOCOLS))}."
+MODEL_HELP = f"Model: {_names(list(MODELS))} (default: the preset's, else caser)."
+
+
+@dataclasses.dataclass(frozen=True)
+class SettingOption:
+    """A command-line option that sets run settings: `to_settings(value)` -> {dotted setting: value}."""
+
+    name: str                           # the command's parameter name
+    kind: Any                           # Annotated[type | None, typer.Option(...)]
+    to_settings: Callable[[Any], dict[str, Any]]
+    default: Any = None
+
+    def parameter(self) -> inspect.Parameter:
+        return inspect.Parameter(self.name, inspect.Parameter.KEYWORD_ONLY, default=self.default,
+                                 annotation=self.kind)
+
+
+def _setting(name: str, path: str, kind: type, help_text: str, *flags: str, default: Any = None) -> SettingOption:
+    return SettingOption(name, Annotated[kind | None, typer.Option(*flags, help=help_text)],
+                         lambda value: {path: value}, default)
+
+
+def _protocol(default: str | None) -> SettingOption:
+    return SettingOption("protocol", Annotated[str | None, typer.Option(help=PROTOCOL_HELP)],
+                         lambda value: {"eval.protocols": None if value is None else
+                                        [p.strip() for p in value.split(",") if p.strip()]}, default)
+
+
+DATA_OPTIONS = (
+    SettingOption("data", Annotated[str | None, typer.Option(
+        help=f"An interaction log file (see --format) or a known dataset: {_names(list(DATASETS))} "
+             "(default: ml-100k).")], lambda value: {} if value is None else api.data_source(value)),
+    _setting("format_", "data.format", str, f"{' | '.join(FORMATS)} (default: from the file extension).", "--format"),
+    _setting("user_col", "data.user_col", str, "User column (default: user)."),
+    _setting("item_col", "data.item_col", str, "Item column (default: item)."),
+    _setting("time_col", "data.time_col", str, "Time column (default: none, file order is time order)."),
+    _setting("rating_col", "data.rating_col", str, "Rating column (needed by --min-rating)."),
+    _setting("min_rating", "data.min_rating", float, "Keep events with rating >= this."),
+    _setting("k_core", "data.k_core", int, "Iterative k-core: every user and item keeps >= K events."),
+    SettingOption("data_dir", Annotated[Path | None, typer.Option(
+        help="Local copy of the dataset (else $SEQREC_DATA_DIR, else download to the cache).")],
+                  lambda value: {"data.data_dir": None if value is None else str(value)}),
+)
+EPOCHS = _setting("epochs", "train.epochs", int, "Training epochs.")
+SETS = SettingOption("set_", Annotated[list[str] | None, typer.Option(
+    "--set", help="Any setting: KEY=VALUE, e.g. train.weight_decay=0 or model_params.dropout=0.1.")],
+                     lambda values: dict(parse_assignment(item) for item in values or []))
+TRAIN_OPTIONS = (
+    _setting("model", "model", str, MODEL_HELP),
+    _setting("seed", "seed", int, "The one seed for everything."),
+    EPOCHS,
+    _setting("lr", "train.lr", float, "Learning rate."),
+    _setting("batch_size", "train.batch_size", int, "Training batch size."),
+    _setting("loss", "train.loss", str, f"{' | '.join(LOSS_NAMES)}."),
+    _setting("L", "model_params.L", int, "History length (model setting L).", "--L", "-L"),
+    _setting("device", "train.device", str, "auto | cpu | cuda."),
+    _setting("early_stopping_metric", "train.early_stopping_metric", str,
+             "Validation metric to stop on, e.g. ndcg@10 (keeps the best epoch)."),
+    _setting("patience", "train.patience", int, "Epochs without improvement before stopping."),
+)
+
+
+def with_settings(*options: SettingOption) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Add `options` to a command; it receives their values merged as `overrides` ({dotted setting: value}).
+
+    The options come after the command's own, in the order given; `--set` should come last so that
+    it wins over the named options.
+    """
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "overrides"]
+
+        @functools.wraps(command)
+        def wrapper(**kwargs: Any) -> None:
+            overrides: dict[str, Any] = {}
+            for option in options:
+                overrides |= option.to_settings(kwargs.pop(option.name))
+            command(overrides=overrides, **kwargs)
+
+        parameters = own + [option.parameter() for option in options]
+        wrapper.__signature__ = inspect.Signature(parameters)              # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+        return wrapper
+    return decorate
+
+
 Progress = Annotated[bool | None, typer.Option(help="Progress bar (default: when on a terminal).")]
-
-
-def data_overrides(data: str | None, fmt: str | None, user_col: str | None, item_col: str | None,
-                   time_col: str | None, rating_col: str | None, min_rating: float | None, k_core: int | None,
-                   data_dir: Path | None, protocol: str | None) -> dict[str, object]:
-    """The data and protocol flags shared by train and compare, as setting overrides."""
-    overrides: dict[str, object] = api.data_source(data) if data is not None else {}
-    return overrides | {"data.format": fmt, "data.user_col": user_col, "data.item_col": item_col,
-                        "data.time_col": time_col, "data.rating_col": rating_col, "data.min_rating": min_rating,
-                        "data.k_core": k_core, "data.data_dir": None if data_dir is None else str(data_dir),
-                        "eval.protocols": None if protocol is None else [p.strip() for p in protocol.split(",")]}
+PresetOption = Annotated[str | None, typer.Option(help=PRESET_HELP)]
+ConfigOption = Annotated[Path | None, typer.Option(help="TOML file of settings (applied over the preset).")]
+Seeds = Annotated[str, typer.Option(help="Comma separated seeds, e.g. 0,1,2.")]
+ModelSpecs = Annotated[str, typer.Option(help="Comma separated: MODEL, MODEL:PRESET or a TOML config file; models: "
+                                              f"{_names(list(MODELS))}; presets: {_names(list(PRESETS))}.")]
 
 
 @app.command()
+@with_settings(*DATA_OPTIONS, _protocol(None), *TRAIN_OPTIONS, SETS)
 def train(
-    preset: Annotated[str | None, typer.Option(help="Named settings: d2l (the book), paper (the Caser paper), "
-                                                    "sasrec, gru4rec, bprmf, markov, pop.")] = None,
-    config: Annotated[Path | None, typer.Option(help="TOML file of settings (applied over the preset).")] = None,
-    model: Annotated[str | None, typer.Option(help="Model name (default: the preset's, else caser).")] = None,
-    data: Data = None, format_: Format = None, user_col: UserCol = None, item_col: ItemCol = None,
-    time_col: TimeCol = None, rating_col: RatingCol = None, min_rating: MinRating = None, k_core: KCore = None,
-    data_dir: DataDir = None, protocol: Protocol = None,
-    seed: Annotated[int | None, typer.Option(help="The one seed for everything.")] = None,
-    epochs: Epochs = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
-    batch_size: Annotated[int | None, typer.Option()] = None,
-    loss: Annotated[str | None, typer.Option(help="bpr | hinge | bce | sampled-softmax | softmax.")] = None,
-    L: Annotated[int | None, typer.Option("--L", "-L", help="Window length (model setting L).")] = None,
-    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda.")] = None,
-    early_stopping_metric: Annotated[str | None, typer.Option(help="Validation metric to stop on, e.g. "
-                                                                      "ndcg@10 (keeps the best epoch).")] = None,
-    patience: Annotated[int | None, typer.Option(help="Epochs without improvement before stopping.")] = None,
-    set_: Sets = None,
+    overrides: dict[str, Any],
+    preset: PresetOption = None,
+    config: ConfigOption = None,
     out: Annotated[Path, typer.Option(help="Output folder for metrics.json and the model bundle (OUT/bundle).")
                    ] = Path("runs/latest"),
     progress: Progress = None,
 ) -> None:
     """Train a model, evaluate it under each protocol, print a table, write OUT/metrics.json and OUT/bundle."""
-    overrides = data_overrides(data, format_, user_col, item_col, time_col, rating_col, min_rating, k_core, data_dir,
-                               protocol)
-    overrides |= {"model": model, "seed": seed, "train.epochs": epochs, "train.lr": lr,
-                  "train.batch_size": batch_size, "train.loss": loss, "model_params.L": L, "train.device": device,
-                  "train.early_stopping_metric": early_stopping_metric, "train.patience": patience}
-    overrides |= dict(parse_assignment(item) for item in set_ or [])
-    run = resolve_run_config(preset, config, overrides)
-    log = api.load_dataset(run.data)
-    result = api.train(log, run, progress=progress)
-    path = result.write(out)
-    bundle = api.save_bundle(result, out / BUNDLE_SUBDIR)
+    cfg = api.resolve_run_config(preset, config, overrides)
+    result = api.run(api.load_dataset(cfg.data), cfg, out, progress)
     console.print(results_table(result))
     if result.dataset.get("dropped_users"):
         console.print(f"dropped {result.dataset['dropped_users']} users with too few events for the protocol")
     for note in result.notes:
         console.print(f"note: {note}")
-    console.print(f"wrote {path} and the bundle {bundle}")
+    console.print(f"wrote {out / 'metrics.json'} and the bundle {out / 'bundle'}")
 
 
 BundleOption = Annotated[Path, typer.Option("--bundle", help="A bundle folder, or a run folder holding bundle/.")]
@@ -134,6 +189,8 @@ def recommend(
         for rank, (item, score, title) in enumerate(zip(rec.items, rec.scores, titles, strict=True), start=1):
             table.add_row(str(rank), str(item), f"{score:.4f}", title)
         console.print(table)
+        if rec.unknown_items:
+            console.print(f"left out unknown item(s): {', '.join(map(str, rec.unknown_items))}")
 
 
 @app.command()
@@ -170,45 +227,13 @@ def export(
     console.print(f"wrote {export_model(api.load_bundle(bundle), out, format_)}")
 
 
-@app.command()
-def compare(
-    models: Annotated[str, typer.Option(help="Comma separated: MODEL, MODEL:PRESET or a TOML config file, e.g. "
-                                             "caser:d2l,caser:paper,sasrec.")],
-    data: Data = None, format_: Format = None, user_col: UserCol = None, item_col: ItemCol = None,
-    time_col: TimeCol = None, rating_col: RatingCol = None, min_rating: MinRating = None, k_core: KCore = None,
-    data_dir: DataDir = None, protocol: Protocol = "loo-full",
-    seeds: Annotated[str, typer.Option(help="Comma separated seeds, e.g. 0,1,2.")] = "0,1,2",
-    epochs: Epochs = None, set_: Sets = None,
-    out: Annotated[Path, typer.Option(help="Output folder for compare.json, compare.md, compare.png.")] = Path(
-        "runs/compare"),
-    progress: Progress = None,
-) -> None:
-    """Train and evaluate each model with each seed on one dataset and protocol; write tables and a chart."""
-    overrides = data_overrides(data, format_, user_col, item_col, time_col, rating_col, min_rating, k_core, data_dir,
-                               protocol)
-    overrides |= {"train.epochs": epochs} | dict(parse_assignment(item) for item in set_ or [])
-    configs = experiments.parse_model_specs(models, overrides)
-    seed_list = experiments.parse_seeds(seeds)
-    log = api.load_dataset(next(iter(configs.values())).data)
-    table = experiments.run_grid(configs, seed_list, log, progress=progress,
-                                 on_run=lambda label, seed, r: console.print(
-                                     f"{label} seed {seed}: {r.timings['train_seconds']:.1f} s"))
-    paths = experiments.write_comparison(table, out)
-    typer.echo(experiments.markdown_table(table))
-    console.print(f"wrote {', '.join(map(str, paths))}")
-
-
-Seeds = Annotated[str, typer.Option(help="Comma separated seeds, e.g. 0,1,2.")]
-PresetOption = Annotated[str | None, typer.Option(help="Named settings for the base model.")]
-ConfigOption = Annotated[Path | None, typer.Option(help="TOML file of settings (applied over the preset).")]
-
-
 def _grid_report(configs: dict[str, RunConfig], seeds: str, log: Interactions, out_dir: Path, stem: str,
                  progress: bool | None,
                  plot: Callable[[experiments.GridTable, Path], Path] = experiments.plot_comparison,
                  note: Callable[[experiments.GridTable], str] | None = None) -> None:
-    """Run a grid of (config, seed), write STEM.json / .md / .png into out_dir, print the table (and note)."""
-    table = experiments.run_grid(configs, experiments.parse_seeds(seeds), log, progress=progress,
+    """Run a grid of (config, seed), write STEM.json / .md / .png into out_dir (and each run's folder under
+    out_dir/runs), print the table (and note)."""
+    table = experiments.run_grid(configs, experiments.parse_seeds(seeds), log, out_dir, progress=progress,
                                  on_run=lambda label, seed, r: console.print(
                                      f"{label} seed {seed}: {r.timings['train_seconds']:.1f} s"))
     text = note(table) if note else ""
@@ -217,49 +242,59 @@ def _grid_report(configs: dict[str, RunConfig], seeds: str, log: Interactions, o
     console.print(f"wrote {', '.join(map(str, paths))}")
 
 
+def _data_of(configs: dict[str, RunConfig]) -> Interactions:
+    return api.load_dataset(next(iter(configs.values())).data)
+
+
 @app.command()
+@with_settings(*DATA_OPTIONS, _protocol("loo-full"), EPOCHS, SETS)
+def compare(
+    overrides: dict[str, Any],
+    models: ModelSpecs,
+    seeds: Seeds = "0,1,2",
+    out: Annotated[Path, typer.Option(help="Output folder for compare.json, compare.md, compare.png.")] = Path(
+        "runs/compare"),
+    progress: Progress = None,
+) -> None:
+    """Train and evaluate each model with each seed on one dataset and protocol; write tables and a chart."""
+    configs = experiments.parse_model_specs(models, overrides)
+    _grid_report(configs, seeds, _data_of(configs), out, "compare", progress)
+
+
+@app.command()
+@with_settings(*DATA_OPTIONS, EPOCHS, SETS)
 def ablation(
+    overrides: dict[str, Any],
     preset: PresetOption = "d2l", config: ConfigOption = None,
-    data: Data = None, format_: Format = None, user_col: UserCol = None, item_col: ItemCol = None,
-    time_col: TimeCol = None, rating_col: RatingCol = None, min_rating: MinRating = None, k_core: KCore = None,
-    data_dir: DataDir = None, protocol: Protocol = "d2l-fixed,loo-full", seeds: Seeds = "0,1,2",
-    epochs: Epochs = None, set_: Sets = None,
+    protocol: Annotated[str, typer.Option(help=PROTOCOL_HELP + " One ablation per protocol.")] = "d2l-fixed,loo-full",
+    seeds: Seeds = "0,1,2",
     out: Annotated[Path, typer.Option(help="Output folder: OUT/PROTOCOL/ablation.{json,md,png}.")] = Path(
         "runs/ablation"),
     progress: Progress = None,
 ) -> None:
     """Caser with each part removed (horizontal, vertical, both convolutions, user embedding), per protocol."""
     log = None
-    for name in [p.strip() for p in (protocol or "").split(",") if p.strip()]:
-        overrides = data_overrides(data, format_, user_col, item_col, time_col, rating_col, min_rating, k_core,
-                                   data_dir, name)
-        overrides |= {"train.epochs": epochs} | dict(parse_assignment(item) for item in set_ or [])
-        base = resolve_run_config(preset, config, overrides)
+    for name in [p.strip() for p in protocol.split(",") if p.strip()]:
+        base = api.resolve_run_config(preset, config, overrides | {"eval.protocols": [name]})
         log = log or api.load_dataset(base.data)
         _grid_report(exercises.ablation_configs(base), seeds, log, out / name, "ablation", progress,
                      note=exercises.importance_sentence)
 
 
 @app.command()
+@with_settings(*DATA_OPTIONS, _protocol("loo-full"), _setting("model", "model", str, MODEL_HELP), EPOCHS, SETS)
 def sweep(
+    overrides: dict[str, Any],
     param: Annotated[str, typer.Option(help="The setting to vary: a name (L, lr, embedding_dim) or a dotted path "
                                             "(train.batch_size).")],
     values: Annotated[str, typer.Option(help="1..10 (an integer range) or a comma separated list.")],
-    model: Annotated[str | None, typer.Option(help="Model name (default: the preset's).")] = None,
-    preset: PresetOption = "d2l", config: ConfigOption = None,
-    data: Data = None, format_: Format = None, user_col: UserCol = None, item_col: ItemCol = None,
-    time_col: TimeCol = None, rating_col: RatingCol = None, min_rating: MinRating = None, k_core: KCore = None,
-    data_dir: DataDir = None, protocol: Protocol = "loo-full", seeds: Seeds = "0,1,2",
-    epochs: Epochs = None, set_: Sets = None,
+    preset: PresetOption = "d2l", config: ConfigOption = None, seeds: Seeds = "0,1,2",
     out: Annotated[Path, typer.Option(help="Output folder for sweep.json, sweep.md, sweep.png.")] = Path(
         "runs/sweep"),
     progress: Progress = None,
 ) -> None:
     """Train with each value of one setting over several seeds; metric and training time against the value."""
-    overrides = data_overrides(data, format_, user_col, item_col, time_col, rating_col, min_rating, k_core, data_dir,
-                               protocol)
-    overrides |= {"model": model, "train.epochs": epochs} | dict(parse_assignment(item) for item in set_ or [])
-    base = resolve_run_config(preset, config, overrides)
+    base = api.resolve_run_config(preset, config, overrides)
     value_list = exercises.parse_values(values)
     configs = exercises.sweep_configs(base, param, value_list)
     _grid_report(configs, seeds, api.load_dataset(base.data), out, "sweep", progress,
@@ -267,15 +302,14 @@ def sweep(
 
 
 @app.command()
+@with_settings(*DATA_OPTIONS, EPOCHS, SETS)
 def sessions(
-    models: Annotated[str, typer.Option(help="Comma separated MODEL or MODEL:PRESET (see compare).")] = (
-        "caser:caser-session,pop,markov,gru4rec"),
+    overrides: dict[str, Any],
+    models: ModelSpecs = "caser:caser-session,pop,markov,gru4rec",
     session_gap: Annotated[str | None, typer.Option(help="Cut each user's log into sessions after this much "
                                                          "inactivity: 1800, 30m, 2h (default: users are sessions)."
                                                     )] = None,
-    data: Data = None, format_: Format = None, user_col: UserCol = None, item_col: ItemCol = None,
-    time_col: TimeCol = None, rating_col: RatingCol = None, min_rating: MinRating = None, k_core: KCore = None,
-    data_dir: DataDir = None, seeds: Seeds = "0,1,2", epochs: Epochs = None, set_: Sets = None,
+    seeds: Seeds = "0,1,2",
     out: Annotated[Path, typer.Option(help="Output folder for sessions.json, sessions.md, sessions.png.")] = Path(
         "runs/sessions"),
     progress: Progress = None,
@@ -284,12 +318,10 @@ def sessions(
 
     Sessions come from the user column (e.g. --user-col session_id) or are cut by --session-gap.
     """
-    overrides = data_overrides(data, format_, user_col, item_col, time_col, rating_col, min_rating, k_core, data_dir,
-                               "session")
     gap = None if session_gap is None else exercises.parse_duration(session_gap)
-    overrides |= {"data.session_gap": gap, "train.epochs": epochs} | dict(parse_assignment(s) for s in set_ or [])
-    configs = experiments.parse_model_specs(models, overrides)
-    _grid_report(configs, seeds, api.load_dataset(next(iter(configs.values())).data), out, "sessions", progress)
+    configs = experiments.parse_model_specs(models, {"eval.protocols": ["session"], "data.session_gap": gap}
+                                            | overrides)
+    _grid_report(configs, seeds, _data_of(configs), out, "sessions", progress)
 
 
 def main() -> None:

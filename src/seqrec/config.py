@@ -1,7 +1,9 @@
-"""Run settings as frozen dataclasses, named presets, and merging of TOML files and flags.
+"""Run settings as frozen dataclasses, and merging of TOML files and flags into one nested mapping.
 
-Settings flow down: `RunConfig` is resolved once (preset -> TOML file -> flags) and each
-component receives only its own part (`TrainConfig` to `fit`, model params to the model).
+Settings are plain data: they check numbers and ranges, and know no model, loss, protocol or
+format. `seqrec.settings` resolves a preset, a TOML file and flags into a `RunConfig`, checking
+names against the registries once; each component then receives only its own part
+(`TrainConfig` to `fit`, the typed model config to the model).
 """
 
 from __future__ import annotations
@@ -14,14 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seqrec.data.filters import DEDUPE, SHORT_USERS
-from seqrec.data.readers import FORMATS
 from seqrec.errors import ConfigError
-from seqrec.evaluation.protocols import PROTOCOLS
-from seqrec.losses import LOSS_NAMES
-from seqrec.models import model_config
-
-PROTOCOL_NAMES = tuple(PROTOCOLS)
 
 
 def _require(condition: bool, message: str) -> None:
@@ -49,11 +44,6 @@ class DataConfig:
     session_gap: float | None = None    # seconds of inactivity that end a session (None: users are sessions)
 
     def __post_init__(self) -> None:
-        _require(self.format is None or self.format in FORMATS,
-                 f"data.format must be one of {', '.join(FORMATS)}, got {self.format!r}")
-        _require(self.dedupe in DEDUPE, f"data.dedupe must be one of {', '.join(DEDUPE)}, got {self.dedupe!r}")
-        _require(self.short_users in SHORT_USERS,
-                 f"data.short_users must be one of {', '.join(SHORT_USERS)}, got {self.short_users!r}")
         _require(self.k_core >= 0, f"data.k_core must be >= 0, got {self.k_core}")
         _require(self.session_gap is None or self.session_gap > 0,
                  f"data.session_gap must be > 0 seconds, got {self.session_gap}")
@@ -72,9 +62,9 @@ class TrainConfig:
     eval_every: int = 0                 # evaluate every N epochs (validation cases when the split has them)
     early_stopping_metric: str | None = None  # e.g. "ndcg@10": validate every epoch, keep the best weights
     patience: int = 5                   # stop after this many epochs without a better validation value
+    mask_prob: float = 0.2              # regime "masked" (BERT4Rec): share of positions hidden per sequence
 
     def __post_init__(self) -> None:
-        _require(self.loss in LOSS_NAMES, f"train.loss must be one of {', '.join(LOSS_NAMES)}, got {self.loss!r}")
         _require(self.lr > 0, f"train.lr must be > 0, got {self.lr}")
         _require(self.weight_decay >= 0, f"train.weight_decay must be >= 0, got {self.weight_decay}")
         _require(self.batch_size >= 1, f"train.batch_size must be >= 1, got {self.batch_size}")
@@ -83,6 +73,7 @@ class TrainConfig:
         _require(self.num_negatives >= 1, f"train.num_negatives must be >= 1, got {self.num_negatives}")
         _require(self.eval_every >= 0, f"train.eval_every must be >= 0, got {self.eval_every}")
         _require(self.patience >= 1, f"train.patience must be >= 1, got {self.patience}")
+        _require(0 < self.mask_prob < 1, f"train.mask_prob must be in (0, 1), got {self.mask_prob}")
 
 
 @dataclass(frozen=True)
@@ -96,8 +87,6 @@ class EvalConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "protocols", tuple(self.protocols))
         object.__setattr__(self, "ks", tuple(sorted(self.ks)))
-        unknown = [p for p in self.protocols if p not in PROTOCOL_NAMES]
-        _require(not unknown, f"unknown protocol {unknown[0] if unknown else ''!r}; known: {', '.join(PROTOCOL_NAMES)}")
         _require(bool(self.protocols), "eval.protocols must name at least one protocol")
         _require(all(k >= 1 for k in self.ks), f"eval.ks must be positive, got {self.ks}")
         _require(self.batch_size >= 1, f"eval.batch_size must be >= 1, got {self.batch_size}")
@@ -106,8 +95,10 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    model: str = "caser"
-    model_params: Mapping[str, Any] = field(default_factory=dict)
+    """One run's settings; built by seqrec.settings, which checks every name and builds `model_params`."""
+
+    model: str
+    model_params: Any                   # the model's typed, frozen config (e.g. CaserConfig)
     seed: int = 0                       # the one seed: initialisation, dropout, shuffling, negatives
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -115,73 +106,16 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
-        out["model_params"] = dict(self.model_params)
         out["eval"] = {k: list(v) if isinstance(v, tuple) else v for k, v in out["eval"].items()}
         return out
 
-
-PRESETS: dict[str, dict[str, Any]] = {
-    # The book's experiment (D2L 17.7): k=10, L=5, 16/4 filters, dropout 0.05, BPR, Adam 0.04.
-    "d2l": {
-        "model": "caser",
-        "model_params": {"embedding_dim": 10, "L": 5, "num_h_filters": 16, "num_v_filters": 4, "dropout": 0.05},
-        "train": {"loss": "bpr", "lr": 0.04, "weight_decay": 1e-5, "batch_size": 4096, "epochs": 8, "T": 1,
-                  "num_negatives": 1},
-        "eval": {"protocols": ["d2l", "d2l-fixed"]},   # each reports hit@10, hit@50 (the protocol's ks)
-    },
-    # The Caser paper's defaults (Tang & Wang 2018 and the authors' code): d=50, L=5, T=3, 16/4 filters,
-    # dropout 0.5, BCE with 3 negatives per window, Adam 1e-3, L2 1e-6, batch 512, at most 50 epochs,
-    # early-stopped on validation NDCG@10 (patience 5) where the protocol has a validation split.
-    "paper": {
-        "model": "caser",
-        "model_params": {"embedding_dim": 50, "L": 5, "num_h_filters": 16, "num_v_filters": 4, "dropout": 0.5},
-        "train": {"loss": "bce", "lr": 1e-3, "weight_decay": 1e-6, "batch_size": 512, "epochs": 50, "T": 3,
-                  "num_negatives": 3, "early_stopping_metric": "ndcg@10", "patience": 5},
-    },
-    # The best Caser found on ML-100K under loo-full, chosen by validation NDCG@10 (README, "Comparing
-    # models"): the paper's network trained with full softmax cross-entropy on the next item, early
-    # stopping on validation. Needs a protocol with a validation split (loo-full, loo-sampled, caser-paper).
-    "tuned": {
-        "model": "caser",
-        "model_params": {"embedding_dim": 50, "L": 5, "num_h_filters": 16, "num_v_filters": 4, "dropout": 0.5},
-        "train": {"loss": "softmax", "lr": 1e-3, "weight_decay": 1e-6, "batch_size": 512, "epochs": 40, "T": 1,
-                  "early_stopping_metric": "ndcg@10", "patience": 4},
-        "eval": {"protocols": ["loo-full"]},
-    },
-    # Session-based Caser: no user embedding (a session has no long-term identity), the sequence only.
-    "caser-session": {
-        "model": "caser",
-        "model_params": {"embedding_dim": 50, "L": 5, "num_h_filters": 16, "num_v_filters": 4, "dropout": 0.3,
-                         "use_user": False},
-        "train": {"loss": "softmax", "lr": 1e-2, "weight_decay": 0.0, "batch_size": 256, "epochs": 30, "T": 1},
-        "eval": {"protocols": ["session"]},
-    },
-    # Baselines, with settings chosen on ML-100K under d2l-fixed (benchmarks/RESULTS-models.md). SASRec and
-    # GRU4Rec train at every position of chunks of L + 1 items, with full softmax cross-entropy.
-    "pop": {"model": "pop", "train": {"epochs": 1}},
-    "markov": {"model": "markov", "model_params": {"L": 5}, "train": {"epochs": 1}},
-    "bprmf": {
-        "model": "bprmf",
-        "model_params": {"embedding_dim": 64},
-        "train": {"loss": "bpr", "lr": 5e-3, "weight_decay": 0.0, "batch_size": 1024, "epochs": 20},
-    },
-    "gru4rec": {
-        "model": "gru4rec",
-        "model_params": {"L": 20, "embedding_dim": 64, "dropout": 0.2},
-        "train": {"loss": "softmax", "lr": 2e-3, "batch_size": 64, "epochs": 20},
-    },
-    "sasrec": {
-        "model": "sasrec",
-        "model_params": {"L": 50, "embedding_dim": 64, "num_blocks": 2, "num_heads": 1, "dropout": 0.2},
-        "train": {"loss": "softmax", "lr": 2e-3, "batch_size": 64, "epochs": 20},
-    },
-}
 
 _SECTIONS = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
 _TOP_LEVEL = {"model", "model_params", "seed"}
 
 
-def _merge(base: dict[str, Any], update: Mapping[str, Any], where: str) -> dict[str, Any]:
+def merge_settings(base: dict[str, Any], update: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """`base` with the tables and values of `update` laid over it; unknown top-level names are errors."""
     out = copy.deepcopy(base)
     for key, value in update.items():
         if key in _SECTIONS or key == "model_params":
@@ -208,7 +142,8 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
-def _nest(overrides: Mapping[str, Any]) -> dict[str, Any]:
+def nest_settings(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """{'train.lr': 0.01, 'seed': 1} -> {'train': {'lr': 0.01}, 'seed': 1}; None values are left out."""
     nested: dict[str, Any] = {}
     for dotted, value in overrides.items():
         if value is None:
@@ -230,40 +165,16 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid TOML: {err}") from None
 
 
-def build_run_config(raw: Mapping[str, Any], where: str = "config") -> RunConfig:
-    """Turn a nested mapping into a validated RunConfig; unknown keys are errors, not defaults."""
-    sections = {}
+def build_sections(raw: Mapping[str, Any], where: str = "config") -> tuple[int, DataConfig, TrainConfig, EvalConfig]:
+    """The seed and the data, train and eval sections of a nested mapping; unknown keys are errors, not defaults."""
+    sections = []
     for name, cls in _SECTIONS.items():
         try:
-            sections[name] = cls(**raw.get(name, {}))
+            sections.append(cls(**raw.get(name, {})))
         except TypeError as err:
             known = ", ".join(f.name for f in dataclasses.fields(cls))
             raise ConfigError(f"{where}: bad [{name}] setting ({err}); known: {known}") from None
     seed = raw.get("seed", 0)
     if not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"{where}: seed must be a non-negative integer, got {seed!r}")
-    model, model_params = str(raw.get("model", "caser")), dict(raw.get("model_params", {}))
-    model_config(model, model_params)                  # validate the model's settings now, not after loading data
-    return RunConfig(model=model, model_params=model_params, seed=seed, **sections)
-
-
-def with_settings(cfg: RunConfig, overrides: Mapping[str, Any], where: str = "settings") -> RunConfig:
-    """A copy of `cfg` with dotted settings changed ('model_params.L' -> 3), validated like any config."""
-    return build_run_config(_merge(cfg.to_dict(), _nest(overrides), where), where)
-
-
-def resolve_run_config(preset: str | None = None, config_file: Path | None = None,
-                       overrides: Mapping[str, Any] | None = None) -> RunConfig:
-    """Preset, then TOML file, then flags ('train.lr' -> value; None values are ignored)."""
-    raw: dict[str, Any] = {}
-    if preset is not None:
-        if preset not in PRESETS:
-            raise ConfigError(f"unknown preset {preset!r}; known: {', '.join(sorted(PRESETS))}")
-        raw = _merge(raw, PRESETS[preset], f"preset {preset}")
-    if config_file is not None:
-        raw = _merge(raw, load_toml(config_file), str(config_file))
-    flags = _nest(overrides or {})
-    if preset is not None and "model" in flags and flags["model"] != PRESETS[preset].get("model", flags["model"]):
-        raise ConfigError(f"preset {preset!r} is for model {PRESETS[preset]['model']!r}, not {flags['model']!r}")
-    raw = _merge(raw, flags, "flags")
-    return build_run_config(raw)
+    return seed, *sections

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from seqrec.config import RunConfig, parse_assignment, with_settings
+from seqrec.config import RunConfig, parse_assignment
 from seqrec.errors import ConfigError
 from seqrec.experiments import GridTable
-from seqrec.models import model_config
+from seqrec.settings import with_settings
 
 # Caser with each part removed; the label says what is left.
 ABLATIONS: dict[str, dict[str, Any]] = {
@@ -95,7 +95,7 @@ def setting_path(base: RunConfig, param: str) -> str:
     """A bare name ('L', 'lr') becomes its dotted path ('model_params.L', 'train.lr'); dotted paths pass."""
     if "." in param:
         return param
-    sections = {"model_params": [f.name for f in dataclasses.fields(model_config(base.model, base.model_params))]}
+    sections = {"model_params": [f.name for f in dataclasses.fields(base.model_params)]}
     sections |= {name: [f.name for f in dataclasses.fields(getattr(base, name))] for name in ("data", "train", "eval")}
     found = [f"{section}.{param}" for section, names in sections.items() if param in names]
     if len(found) != 1:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,11 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from seqrec import api
-from seqrec.config import PRESETS, RunConfig, resolve_run_config
+from seqrec.config import RunConfig
 from seqrec.data.interactions import Interactions
 from seqrec.errors import ConfigError
 from seqrec.evaluation.protocols import PROTOCOLS, metric_key
+from seqrec.pipeline import run
+from seqrec.runs import TrainResult
+from seqrec.settings import preset_for, resolve_run_config
 
 
 @dataclass(frozen=True)
@@ -92,9 +95,7 @@ def parse_model_specs(text: str, overrides: Mapping[str, Any] | None = None) -> 
             label, cfg = Path(spec).stem, resolve_run_config(None, Path(spec), overrides)
         else:
             model, _, preset = spec.partition(":")
-            if not preset and PRESETS.get(model, {}).get("model") == model:
-                preset = model
-            label, cfg = spec, resolve_run_config(preset or None, None, overrides | {"model": model})
+            label, cfg = spec, resolve_run_config(preset or preset_for(model), None, overrides | {"model": model})
         if label in configs:
             raise ConfigError(f"--models names {label!r} twice")
         configs[label] = cfg
@@ -107,15 +108,21 @@ def parse_model_specs(text: str, overrides: Mapping[str, Any] | None = None) -> 
     return configs
 
 
-def run_grid(configs: Mapping[str, RunConfig], seeds: Sequence[int], log: Interactions,
+def run_folder(out_dir: Path, label: str, seed: int) -> Path:
+    """OUT/runs/LABEL/seed-N, the label made safe as a folder name ('caser:d2l' -> 'caser-d2l')."""
+    return out_dir / "runs" / (re.sub(r"[^A-Za-z0-9_.=+-]+", "-", label).strip("-") or "run") / f"seed-{seed}"
+
+
+def run_grid(configs: Mapping[str, RunConfig], seeds: Sequence[int], log: Interactions, out_dir: Path,
              progress: bool | None = None,
-             on_run: Callable[[str, int, api.TrainResult], None] | None = None) -> GridTable:
-    """Train and evaluate every config with every seed on `log` (the seed replaces each config's seed)."""
+             on_run: Callable[[str, int, TrainResult], None] | None = None) -> GridTable:
+    """Train and evaluate every config with every seed on `log` (the seed replaces each config's seed); each run
+    writes its folder (metrics.json and bundle) under `run_folder(out_dir, label, seed)`."""
     first = next(iter(configs.values()))
     table = GridTable(first.eval.protocols[0], first.eval.num_sampled)
     for label, cfg in configs.items():
         for seed in seeds:
-            result = api.train(log, dataclasses.replace(cfg, seed=seed), progress=progress)
+            result = run(log, dataclasses.replace(cfg, seed=seed), run_folder(out_dir, label, seed), progress)
             table.records.append(RunRecord(label, seed, result.metrics, result.timings["train_seconds"],
                                            result.num_parameters, result.best_epoch))
             if on_run is not None:

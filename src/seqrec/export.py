@@ -34,6 +34,7 @@ class Scorer(nn.Module):
 def _torchscript(scorer: Scorer, example: tuple[Tensor, Tensor], path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)         # TorchScript is deprecated, still loadable
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)    # shapes fixed by the bundle (L) become constants
         torch.jit.trace(scorer, example).save(str(path))
 
 

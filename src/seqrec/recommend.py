@@ -1,16 +1,18 @@
-"""Top-k next items from a bundle: for known users, explicit recent-item sequences, or both.
+"""Top-k next items from a bundle, for known users, explicit recent-item sequences, or both: the one
+recommendation path that the library, the CLI and the service share.
 
-A known user's input is their stored history (the last L items of their log); an explicit
-sequence replaces it. An unknown user is user index 0, whose embedding row is zero, so the
-score falls back to the sequence term. Items the user has seen (stored history plus the given
-sequence) are excluded unless `exclude_seen=False`; padding (item 0) is never returned.
+A known user's input is their history (the bundle's last L items of their log, and in the service
+their live events after it); given items replace it. An unknown user is user index 0, whose
+embedding row is zero, so the score falls back to the sequence term. Items the user has seen
+(history plus given items) are excluded unless `exclude_seen=False`; padding (item 0) is never
+returned. Given item ids the bundle does not know are left out and reported, never silently.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -21,7 +23,7 @@ from seqrec.errors import SeqrecError
 
 
 class UnknownUserError(SeqrecError):
-    """A user the bundle does not know, asked about without a sequence of recent items."""
+    """A user the bundle does not know, asked about without recent items it knows."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,41 @@ class Recommendation:
     items: list[Any]                # external item ids, best first
     scores: list[float]
     titles: list[str] | None = None
+    unknown_items: list[Any] = field(default_factory=list)  # given item ids the bundle does not know (left out)
+
+
+@dataclass(frozen=True)
+class UserState:
+    """What is known of B queried users: index (B,) (0: unknown to the bundle), recent (B, L) item
+    indices left-padded with 0, seen items as (row, item) pairs, and known (B,): there is a history."""
+
+    index: np.ndarray
+    recent: np.ndarray
+    seen_rows: np.ndarray
+    seen_items: np.ndarray
+    known: np.ndarray
+
+
+class UserHistories(Protocol):
+    def state(self, users: Sequence[Any]) -> UserState: ...
+
+
+@dataclass(frozen=True)
+class BundleHistories:
+    """Users as the bundle stored them: each user's last L items and distinct items of the whole log."""
+
+    bundle: Bundle
+
+    def state(self, users: Sequence[Any]) -> UserState:
+        index = self.bundle.user_index(list(users))
+        rows, items = self.bundle.histories.seen_of(index)
+        return UserState(index, self.bundle.histories.last[index], rows, items, index > 0)
+
+
+def empty_state(count: int, L: int) -> UserState:
+    """`count` sequence-only queries: no user, no history."""
+    none = np.zeros(0, np.int64)
+    return UserState(np.zeros(count, np.int64), np.zeros((count, L), np.int64), none, none, np.zeros(count, bool))
 
 
 def last_items(seqs: Sequence[np.ndarray], L: int) -> np.ndarray:
@@ -74,63 +111,67 @@ def top_k(bundle: Bundle, users: np.ndarray, seqs: np.ndarray, exclude_rows: np.
     return torch.cat(out_items).numpy(), torch.cat(out_scores).float().numpy()
 
 
-def rank(bundle: Bundle, users: np.ndarray, seqs: np.ndarray, also_seen: Sequence[np.ndarray], k: int,
-         exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """top_k for user indices (B,) and inputs (B, L); also_seen[b] are further item indices row b has seen."""
-    check_k(k, bundle.num_items)
-    if not exclude_seen:
-        empty = np.zeros(0, np.int64)
-        return top_k(bundle, users, seqs, empty, empty, k)
-    rows, items = bundle.histories.seen_of(users)
-    extra_rows = np.repeat(np.arange(len(also_seen)), [len(s) for s in also_seen])
-    extra = np.concatenate([np.asarray(s, np.int64) for s in also_seen]) if len(also_seen) else np.zeros(0, np.int64)
-    return top_k(bundle, users, seqs, np.concatenate([rows, extra_rows]), np.concatenate([items, extra]), k)
-
-
-def decode(bundle: Bundle, user_ids: Sequence[Any], items: np.ndarray, scores: np.ndarray) -> list[Recommendation]:
+def decode(bundle: Bundle, user_ids: Sequence[Any], items: np.ndarray, scores: np.ndarray,
+           unknown: Sequence[list[Any]]) -> list[Recommendation]:
     """Recommendations in external ids, dropping the -inf tail of rows with fewer than k candidates."""
     out = []
-    for user, row_items, row_scores in zip(user_ids, items, scores, strict=True):
+    for user, row_items, row_scores, missing in zip(user_ids, items, scores, unknown, strict=True):
         keep = np.isfinite(row_scores)
         idx = row_items[keep]
         titles = None if bundle.titles is None else [str(t) for t in bundle.titles[idx]]
-        out.append(Recommendation(user, bundle.item_map.external[idx - 1].tolist(), row_scores[keep].tolist(), titles))
+        out.append(Recommendation(user, bundle.item_map.external[idx - 1].tolist(), row_scores[keep].tolist(), titles,
+                                  missing))
     return out
+
+
+def _given(bundle: Bundle, sequences: Sequence[Sequence[Any] | None]) -> tuple[list[np.ndarray], list[list[Any]]]:
+    """Per query: the indices of the given items the bundle knows, and the given ids it does not (each once)."""
+    bounds = np.cumsum([0 if s is None else len(s) for s in sequences])[:-1]
+    flat = [item for s in sequences if s is not None for item in s]
+    parts = np.split(bundle.item_index(flat), bounds)
+    ids = np.split(np.asarray(flat, dtype=object), bounds)
+    return ([part[part > 0] for part in parts],
+            [list(dict.fromkeys(i[part == 0].tolist())) for part, i in zip(parts, ids, strict=True)])
 
 
 def recommend(bundle: Bundle, users: Sequence[Any] | None = None,
               sequences: Sequence[Sequence[Any] | None] | None = None, k: int = 10,
-              exclude_seen: bool = True) -> list[Recommendation]:
-    """Top-k items for each query, in external ids; vectorised over queries.
+              exclude_seen: bool = True, histories: UserHistories | None = None) -> list[Recommendation]:
+    """Top-k items for each query, in external ids; vectorised over queries. The CLI and the service call this.
 
     users: external user ids (B,), or None for sequence-only queries (user index 0).
-    sequences: per query, recent external item ids (oldest first) or None to use the user's
-    stored history; an unknown user needs one. Unknown item ids raise SeqrecError naming them.
+    sequences: per query, recent external item ids (oldest first), or None to use the user's history;
+    given items the bundle knows replace that history. Unknown item ids are left out and reported in
+    `Recommendation.unknown_items`; a query with neither a history nor a known item is an error
+    (UnknownUserError when it names a user). histories: where user histories come from (default:
+    the bundle's; the service passes the bundle's plus live events).
     """
     if users is None and sequences is None:
         raise SeqrecError("recommend needs users, sequences of recent items, or both")
     if users is not None and sequences is not None and len(users) != len(sequences):
         raise SeqrecError(f"got {len(users)} users but {len(sequences)} sequences; pass one (or None) per user")
-    labels = list(users) if users is not None else [None] * len(sequences)
-    count = len(labels)
-    user_idx = bundle.user_index(labels) if users is not None else np.zeros(count, np.int64)
-    sequences = [None] * count if sequences is None else [s if s is not None and len(s) else None for s in sequences]
-    stranded = [labels[i] for i in range(count) if sequences[i] is None and user_idx[i] == 0]
-    if stranded:
-        raise UnknownUserError(f"unknown user(s) {', '.join(map(repr, stranded[:10]))}: the bundle has no history for "
-                               "them; pass a sequence of recent items")
-    given = [i for i in range(count) if sequences[i] is not None]
-    flat = [item for i in given for item in sequences[i]]
-    flat_idx = bundle.item_index(flat)
-    if (flat_idx == 0).any():
-        unknown = list(dict.fromkeys(item for item, idx in zip(flat, flat_idx, strict=True) if idx == 0))
-        raise SeqrecError(f"unknown item id(s) {', '.join(map(repr, unknown[:10]))}: not in the bundle's item map")
-    given_seqs = np.split(flat_idx, np.cumsum([len(sequences[i]) for i in given])[:-1]) if given else []
-    seqs = bundle.histories.last[user_idx]
-    if given:
-        seqs[given] = last_items(given_seqs, bundle.L)
-    also_seen = [np.zeros(0, np.int64)] * count
-    for i, seq in zip(given, given_seqs, strict=True):
-        also_seen[i] = seq
-    items, scores = rank(bundle, user_idx, seqs, also_seen, k, exclude_seen)
-    return decode(bundle, labels, items, scores)
+    check_k(k, bundle.num_items)
+    count = len(users) if users is not None else len(sequences)
+    labels = list(users) if users is not None else [None] * count
+    state = (histories or BundleHistories(bundle)).state(labels) if users is not None else empty_state(count, bundle.L)
+    known, unknown = _given(bundle, sequences if sequences is not None else [None] * count)
+    has_items = np.array([len(g) > 0 for g in known], bool)
+    stranded = np.flatnonzero(~state.known & ~has_items)
+    if stranded.size:
+        named = [labels[b] for b in stranded if labels[b] is not None]
+        missing = list(dict.fromkeys(item for b in stranded for item in unknown[b]))
+        what = (f"unknown user{'s' if len(named) > 1 else ''} {', '.join(map(repr, named[:10]))}" if named
+                else "no item the model knows")
+        raise (UnknownUserError if named else SeqrecError)(
+            f"{what}: nothing to recommend from; send recent item ids the model knows"
+            + (f" (unknown: {', '.join(map(repr, missing[:10]))})" if missing else ""))
+    seqs = state.recent.copy()
+    given = np.flatnonzero(has_items)
+    if given.size:
+        seqs[given] = last_items([known[b] for b in given], bundle.L)
+    rows = np.concatenate([state.seen_rows, np.repeat(given, [len(known[b]) for b in given])])
+    items = np.concatenate([state.seen_items, *[known[b] for b in given]])
+    if not exclude_seen:
+        rows, items = rows[:0], items[:0]
+    top, scores = top_k(bundle, state.index, seqs, rows, items, k)
+    return decode(bundle, labels, top, scores, unknown)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from seqrec.api import TrainResult
+from seqrec.runs import TrainResult
 
 # What the book printed for its run (D2L 17.7, `d2l` protocol): hit rate is Hit@50.
 BOOK_FIGURES = {("d2l", "hit@50"): 0.397, ("d2l", "auc"): 0.753}

@@ -65,16 +65,33 @@ def make_windows(seqs: Sequences, L: int, T: int = 1) -> Windows:
     """Every contiguous run of L + T items of each sequence (stride 1): L inputs, then T targets.
 
     A sequence with n items yields n - L - T + 1 windows; one with T + 1 <= n < L + T yields one
-    window whose inputs are left-padded with 0; one with n <= T yields none.
+    window whose inputs are left-padded with 0; one with n <= T yields none. A target always has
+    an item before it, so L = 0 (a model that reads no history) gives the windows of L = 1 with
+    empty inputs (W, 0).
     """
-    width, lengths = L + T, seqs.lengths
+    width, lengths = max(L, 1) + T, seqs.lengths
     counts = np.where(lengths >= width, lengths - width + 1, (lengths > T).astype(np.int64))
     seq_of_window = np.repeat(np.arange(len(seqs)), counts)
     first_end = seqs.indptr[:-1] + np.minimum(lengths, width) - 1        # end of each sequence's first window
     offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
     ends = first_end[seq_of_window] + offset
     window = _gather_ending_at(seqs.items, ends, seqs.indptr[:-1][seq_of_window], width)
-    return Windows(seqs.users[seq_of_window], window[:, :L], window[:, L:])
+    return Windows(seqs.users[seq_of_window], window[:, width - T - L: width - T], window[:, width - T:])
+
+
+def make_chunks(seqs: Sequences, width: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Chunks of `width` items taken from the end of each sequence every `stride` items, left-padded with 0.
+
+    Returns users (C,) and chunks (C, width). Consecutive chunks overlap by width - stride items,
+    so each item after a sequence's first width - stride is the newest-but-overlap of exactly one chunk.
+    [1, 2, 3, 4, 5, 6], width=4, stride=3  ->  [[3, 4, 5, 6], [0, 1, 2, 3]]
+    """
+    lengths, overlap = seqs.lengths, width - stride
+    counts = np.where(lengths > overlap, -(-(lengths - overlap) // stride), 0)
+    seq_of_chunk = np.repeat(np.arange(len(seqs)), counts)
+    offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    ends = seqs.indptr[1:][seq_of_chunk] - 1 - offset * stride
+    return seqs.users[seq_of_chunk], _gather_ending_at(seqs.items, ends, seqs.indptr[:-1][seq_of_chunk], width)
 
 
 def make_position_windows(seqs: Sequences, L: int) -> Windows:
@@ -84,11 +101,6 @@ def make_position_windows(seqs: Sequences, L: int) -> Windows:
     sequence is a target exactly once; a position whose input is padding gets target 0 (no loss).
     [1, 2, 3, 4, 5, 6], L=3  ->  inputs [[3, 4, 5], [0, 1, 2]], targets [[4, 5, 6], [0, 2, 3]]
     """
-    lengths = seqs.lengths
-    counts = np.where(lengths >= 2, -(-(lengths - 1) // L), 0)             # ceil((n - 1) / L) chunks
-    seq_of_chunk = np.repeat(np.arange(len(seqs)), counts)
-    offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    ends = seqs.indptr[1:][seq_of_chunk] - 1 - offset * L
-    chunk = _gather_ending_at(seqs.items, ends, seqs.indptr[:-1][seq_of_chunk], L + 1)
+    users, chunk = make_chunks(seqs, L + 1, L)
     inputs = chunk[:, :L]
-    return Windows(seqs.users[seq_of_chunk], inputs, np.where(inputs == 0, 0, chunk[:, 1:]))
+    return Windows(users, inputs, np.where(inputs == 0, 0, chunk[:, 1:]))

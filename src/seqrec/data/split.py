@@ -17,33 +17,15 @@ from seqrec.data.sequences import Sequences
 
 @dataclass(frozen=True)
 class EvalCases:
-    """What the model is asked: for each case, the history before the target, and the target item.
+    """What the model is asked: for each case, the history before the target(s), and the target(s).
 
-    history: Sequences with one sequence per case (its users are the case users); targets: (B,).
+    history: Sequences with one sequence per case (its users are the case users); targets: (B,) one
+    item per case, or Sequences with a set of items per case (caser-paper), aligned with history.
     `exclude` holds the items that may not be ranked (e.g. the user's training items).
     """
 
     history: Sequences
-    targets: np.ndarray
-    exclude: Sequences
-
-    @property
-    def users(self) -> np.ndarray:
-        return self.history.users
-
-    def __len__(self) -> int:
-        return len(self.targets)
-
-
-@dataclass(frozen=True)
-class TargetSets:
-    """Multi-target cases (caser-paper): like EvalCases, but each case has a set of target items.
-
-    history, targets, exclude: Sequences with one sequence per case, aligned (same users).
-    """
-
-    history: Sequences
-    targets: Sequences
+    targets: np.ndarray | Sequences
     exclude: Sequences
 
     @property
@@ -57,8 +39,13 @@ class TargetSets:
 @dataclass(frozen=True)
 class Split:
     train: Sequences
-    test: EvalCases | TargetSets
-    valid: EvalCases | TargetSets | None = None    # None: the protocol has no validation split (d2l)
+    test: EvalCases
+    valid: EvalCases | None = None    # None: the protocol has no validation split (d2l)
+
+
+def stages(split: Split) -> dict[str, EvalCases]:
+    """The split's evaluation cases by stage: 'test', then 'valid' when the split has one."""
+    return {"test": split.test} | ({"valid": split.valid} if split.valid is not None else {})
 
 
 def chronological(log: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -130,8 +117,8 @@ def caser_paper_split(log: Interactions) -> Split:
     train = _part(log, rows, position < n_train)
     before_test = _part(log, rows, position < n_train + n_valid)
     valid_items = _part(log, rows, (position >= n_train) & (position < n_train + n_valid))
-    valid = TargetSets(train, _unique_per_user(valid_items), train)
-    test = TargetSets(before_test, _unique_per_user(_part(log, rows, position >= n_train + n_valid)), before_test)
+    valid = EvalCases(train, _unique_per_user(valid_items), train)
+    test = EvalCases(before_test, _unique_per_user(_part(log, rows, position >= n_train + n_valid)), before_test)
     return Split(train, test, valid)
 
 

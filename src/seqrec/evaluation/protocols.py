@@ -23,7 +23,7 @@ from seqrec.data.interactions import Interactions
 from seqrec.data.sampling import NegativeSampler
 from seqrec.data.sequences import Sequences
 from seqrec.data.sessions import session_split
-from seqrec.data.split import EvalCases, Split, TargetSets, caser_paper_split, d2l_split, loo_split
+from seqrec.data.split import EvalCases, Split, caser_paper_split, d2l_split, loo_split, stages
 from seqrec.errors import ConfigError
 from seqrec.evaluation.metrics import ranking_metrics, set_metrics
 from seqrec.models.base import SequentialRecommender
@@ -58,6 +58,17 @@ PROTOCOLS = {
 def metric_key(protocol: str, name: str, num_sampled: int) -> str:
     """The key a metric has under `protocol`: sampled protocols carry their N ('hr@10/sampled100')."""
     return f"{name}/sampled{num_sampled}" if PROTOCOLS[protocol].candidates == "sampled" else name
+
+
+def metric_names(protocol: str, ks: tuple[int, ...], num_sampled: int) -> tuple[str, ...]:
+    """The keys `evaluate` returns under `protocol` for cut-offs `ks` (empty: the protocol's own)."""
+    spec, ks = PROTOCOLS[protocol], ks or PROTOCOLS[protocol].ks
+    if spec.split == "caser-paper":
+        names = [f"{name}@{k}" for k in ks for name in ("precision", "recall")] + ["map"]
+    else:
+        at_k = ("hr", "hit", "ndcg", "mrr") if spec.mrr_at_k else ("hr", "hit", "ndcg")
+        names = [f"{name}@{k}" for k in ks for name in at_k] + ["mrr", "auc"]
+    return tuple(metric_key(protocol, name, num_sampled) for name in names)
 
 
 def split_family(protocols: tuple[str, ...]) -> str:
@@ -96,6 +107,18 @@ def sampled_negatives(seen: Sequences, users: np.ndarray, num_items: int, n: int
         out[dup] = sampler.sample(users[rows], 1, rng)[:, 0]
 
 
+def sampled_candidates(log: Interactions, split: Split, protocols: tuple[str, ...], num_sampled: int,
+                       seed: int) -> dict[str, np.ndarray]:
+    """The sampled candidates of loo-sampled per stage ('test', 'valid'): a function of the log, the split,
+    num_sampled and the seed only, so every model sees the same ones. Empty for full-ranking protocols."""
+    if not any(PROTOCOLS[p].candidates == "sampled" for p in protocols):
+        return {}
+    order = np.argsort(log.users, kind="stable")
+    seen = Sequences.from_sorted(log.users[order], log.items[order])     # every item of each user
+    return {stage: sampled_negatives(seen, cases.users, log.num_items, num_sampled, (seed, i))
+            for i, (stage, cases) in enumerate(stages(split).items())}
+
+
 def candidate_mask(protocol: Protocol, exclude_rows: Tensor, exclude_items: Tensor, batch: int,
                    num_users: int, num_items: int) -> Tensor:
     """(batch, num_items + 1) bool: True where an item may be ranked. Padding (column 0) never is."""
@@ -127,7 +150,7 @@ def _csr(seqs: Sequences, device: torch.device | str) -> tuple[Tensor, Tensor, n
 
 
 @torch.no_grad()
-def evaluate(model: SequentialRecommender, cases: EvalCases | TargetSets, protocol: str, L: int, num_users: int,
+def evaluate(model: SequentialRecommender, cases: EvalCases, protocol: str, L: int, num_users: int,
              num_items: int, ks: tuple[int, ...] = (), batch_size: int = 1024, device: torch.device | str = "cpu",
              negatives: np.ndarray | None = None, allow_repeats: bool = False) -> dict[str, float]:
     """Rank every case's target(s) under `protocol`; returns flat metrics (the caller keys them by protocol).

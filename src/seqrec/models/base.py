@@ -1,8 +1,14 @@
-"""The one protocol every model meets; training, evaluation and serving use nothing else."""
+"""The one protocol every model meets, and the spec by which a model declares itself.
+
+Training, evaluation, recommendation and serving use `score` and `score_all` only; how a model
+learns is its spec's `regime` (a name the training package resolves), never a type check.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from torch import Tensor, nn
 
@@ -19,21 +25,64 @@ class SequentialRecommender(Protocol):
         ...
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Learned parameters: every element, less the constant zero padding rows of embeddings."""
-    total = sum(p.numel() for p in model.parameters())
-    padding = sum(m.embedding_dim for m in model.modules() if isinstance(m, nn.Embedding) and m.padding_idx is not None)
-    return total - padding
-
-
-@runtime_checkable
-class CountingRecommender(Protocol):
-    """A model that learns by counting, not by gradients: training calls `fit_counts` once, instead of epochs.
+class CountingRecommender(SequentialRecommender, Protocol):
+    """Regime "counting": learns by one `fit_counts` pass over the training windows instead of epochs.
 
     users (W,), inputs (W, L) left-padded with 0, targets (W, T): one row per training window.
     """
 
     def fit_counts(self, users: Tensor, inputs: Tensor, targets: Tensor) -> None: ...
+
+
+class PositionwiseRecommender(SequentialRecommender, Protocol):
+    """Regimes "positions" and "masked": a state at every input position scores the item there.
+
+    "positions" (SASRec, GRU4Rec) supervises every position t with the item after seqs[:, : t + 1];
+    "masked" (BERT4Rec) supervises the masked positions of a sequence with the items they hide.
+    """
+
+    def score_positions(self, users: Tensor, seqs: Tensor, items: Tensor) -> Tensor:
+        """users (B,), seqs (B, L), items (B, L, C) -> (B, L, C): items[:, t] scored at position t."""
+        ...
+
+    def score_all_positions(self, users: Tensor, seqs: Tensor) -> Tensor:
+        """users (B,), seqs (B, L) -> (B, L, num_items + 1)."""
+        ...
+
+
+def history_of_L(config: Any) -> int:
+    return config.L
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a model module declares about itself; the registry (seqrec.models.registry) lists them.
+
+    config: frozen dataclass of the model's settings, built from `[model_params]`.
+    module: the nn.Module, built as module(config, num_users, num_items).
+    regime: how it learns: "windows" (L inputs -> T targets), "positions" (every position of a
+      chunk), "masked" (masked items of a chunk) or "counting" (one counting pass).
+    history: how many recent items it reads, a function of its config (0: none, e.g. BPR-MF).
+    presets: named settings, {"model_params": ..., "train": ..., "eval": ...}, chosen as each says.
+    """
+
+    name: str
+    config: type
+    module: Callable[[Any, int, int], nn.Module]
+    regime: str
+    summary: str
+    history: Callable[[Any], int] = history_of_L
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def build(self, config: Any, num_users: int, num_items: int) -> nn.Module:
+        return self.module(config, num_users, num_items)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Learned parameters: every element, less the constant zero padding rows of embeddings."""
+    total = sum(p.numel() for p in model.parameters())
+    padding = sum(m.embedding_dim for m in model.modules() if isinstance(m, nn.Embedding) and m.padding_idx is not None)
+    return total - padding
 
 
 def check_config(checks: list[tuple[bool, str]]) -> None:
@@ -43,18 +92,21 @@ def check_config(checks: list[tuple[bool, str]]) -> None:
             raise ConfigError(message)
 
 
-@runtime_checkable
-class PositionwiseRecommender(Protocol):
-    """A sequence model whose state at every input position predicts the item after it.
+# Bounds of settings that several models share, by name: (test, what the test asks).
+SHARED_BOUNDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "L": (lambda v: v >= 1, ">= 1"),
+    "embedding_dim": (lambda v: v >= 1, ">= 1"),
+    "num_blocks": (lambda v: v >= 1, ">= 1"),
+    "num_layers": (lambda v: v >= 1, ">= 1"),
+    "num_h_filters": (lambda v: v >= 0, ">= 0"),
+    "num_v_filters": (lambda v: v >= 0, ">= 0"),
+    "dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "init_std": (lambda v: v > 0, "> 0"),
+}
 
-    Training then supervises all L positions of a window at once (as SASRec and GRU4Rec are
-    trained in their papers) instead of the last one only; position L - 1 is what `score` uses.
-    """
 
-    def score_positions(self, users: Tensor, seqs: Tensor, items: Tensor) -> Tensor:
-        """users (B,), seqs (B, L), items (B, L, C) -> (B, L, C): items[:, t] scored after seqs[:, : t + 1]."""
-        ...
-
-    def score_all_positions(self, users: Tensor, seqs: Tensor) -> Tensor:
-        """users (B,), seqs (B, L) -> (B, L, num_items + 1)."""
-        ...
+def check_settings(config: Any, checks: list[tuple[bool, str]] | None = None) -> None:
+    """Check the shared bounds of the settings `config` has (SHARED_BOUNDS), then its own (ok, message) checks."""
+    shared = [(test(getattr(config, name)), f"model {name} must be {rule}, got {getattr(config, name)!r}")
+              for name, (test, rule) in SHARED_BOUNDS.items() if hasattr(config, name)]
+    check_config(shared + (checks or []))

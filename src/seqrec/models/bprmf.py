@@ -11,21 +11,16 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from seqrec.models.base import check_config
+from seqrec.models.base import ModelSpec, check_settings
 
 
 @dataclass(frozen=True)
 class BPRMFConfig:
-    L: int = 1                    # input length training builds windows with; BPR-MF reads none of it
     embedding_dim: int = 64       # size of p_u and q_i
     init_std: float = 0.01        # Normal(0, init_std) for the embeddings; biases start at 0
 
     def __post_init__(self) -> None:
-        check_config([
-            (self.L >= 1, f"model L must be >= 1, got {self.L}"),
-            (self.embedding_dim >= 1, f"model embedding_dim must be >= 1, got {self.embedding_dim}"),
-            (self.init_std > 0, f"model init_std must be > 0, got {self.init_std}"),
-        ])
+        check_settings(self)
 
 
 class BPRMF(nn.Module):
@@ -47,3 +42,14 @@ class BPRMF(nn.Module):
 
     def score_all(self, users: Tensor, seqs: Tensor) -> Tensor:                    # (B, num_items + 1)
         return self.user_emb(users) @ self.item_emb.weight.T + self.item_bias.weight.T
+
+
+SPEC = ModelSpec(
+    name="bprmf", config=BPRMFConfig, module=BPRMF, regime="windows", history=lambda config: 0,
+    summary="BPR-MF (Rendle et al. 2009): matrix factorisation, no sequence",
+    presets={
+        # Settings chosen on ML-100K under d2l-fixed (benchmarks/RESULTS-models.md).
+        "bprmf": {"model_params": {"embedding_dim": 64},
+                  "train": {"loss": "bpr", "lr": 5e-3, "weight_decay": 0.0, "batch_size": 1024, "epochs": 20}},
+    },
+)

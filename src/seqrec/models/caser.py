@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqrec.models.base import check_config
+from seqrec.models.base import ModelSpec, check_settings
 
 ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "identity": lambda x: x}
 
@@ -38,12 +38,6 @@ class CaserConfig:
 
     def __post_init__(self) -> None:
         checks = [
-            (self.L >= 1, f"model L must be >= 1, got {self.L}"),
-            (self.embedding_dim >= 1, f"model embedding_dim must be >= 1, got {self.embedding_dim}"),
-            (self.num_h_filters >= 0, f"model num_h_filters must be >= 0, got {self.num_h_filters}"),
-            (self.num_v_filters >= 0, f"model num_v_filters must be >= 0, got {self.num_v_filters}"),
-            (0 <= self.dropout < 1, f"model dropout must be in [0, 1), got {self.dropout}"),
-            (self.init_std > 0, f"model init_std must be > 0, got {self.init_std}"),
             (self.use_user or self.num_h_filters or self.num_v_filters,
              "Caser needs at least one of: horizontal filters, vertical filters, the user embedding"),
         ]
@@ -51,7 +45,7 @@ class CaserConfig:
             value = getattr(self, name)
             known = ", ".join(ACTIVATIONS)
             checks.append((value in ACTIVATIONS, f"model {name} must be one of {known}, got {value!r}"))
-        check_config(checks)
+        check_settings(self, checks)
 
     @property
     def uses_sequence(self) -> bool:
@@ -115,3 +109,43 @@ class Caser(nn.Module):
 
     def score_all(self, users: Tensor, seqs: Tensor) -> Tensor:                    # (B, num_items + 1)
         return self.user_state(users, seqs) @ self.out_emb.weight.T + self.out_bias.weight.T
+
+
+_PAPER_NETWORK = {"embedding_dim": 50, "L": 5, "num_h_filters": 16, "num_v_filters": 4, "dropout": 0.5}
+
+SPEC = ModelSpec(
+    name="caser", config=CaserConfig, module=Caser, regime="windows",
+    summary="Caser (Tang & Wang 2018): horizontal and vertical convolutions over the last L items",
+    presets={
+        # The book's experiment (D2L 17.7): k=10, L=5, 16/4 filters, dropout 0.05, BPR, Adam 0.04.
+        "d2l": {
+            "model_params": {"embedding_dim": 10, "L": 5, "num_h_filters": 16, "num_v_filters": 4, "dropout": 0.05},
+            "train": {"loss": "bpr", "lr": 0.04, "weight_decay": 1e-5, "batch_size": 4096, "epochs": 8, "T": 1,
+                      "num_negatives": 1},
+            "eval": {"protocols": ["d2l", "d2l-fixed"]},   # each reports hit@10, hit@50 (the protocol's ks)
+        },
+        # The Caser paper's defaults (Tang & Wang 2018 and the authors' code): d=50, L=5, T=3, 16/4 filters,
+        # dropout 0.5, BCE with 3 negatives per window, Adam 1e-3, L2 1e-6, batch 512, at most 50 epochs,
+        # early-stopped on validation NDCG@10 (patience 5) where the protocol has a validation split.
+        "paper": {
+            "model_params": _PAPER_NETWORK,
+            "train": {"loss": "bce", "lr": 1e-3, "weight_decay": 1e-6, "batch_size": 512, "epochs": 50, "T": 3,
+                      "num_negatives": 3, "early_stopping_metric": "ndcg@10", "patience": 5},
+        },
+        # The best Caser found on ML-100K under loo-full, chosen by validation NDCG@10 (README, "Comparing
+        # models"): the paper's network trained with full softmax cross-entropy on the next item, early
+        # stopping on validation. Needs a protocol with a validation split (loo-full, loo-sampled, caser-paper).
+        "tuned": {
+            "model_params": _PAPER_NETWORK,
+            "train": {"loss": "softmax", "lr": 1e-3, "weight_decay": 1e-6, "batch_size": 512, "epochs": 40, "T": 1,
+                      "early_stopping_metric": "ndcg@10", "patience": 4},
+            "eval": {"protocols": ["loo-full"]},
+        },
+        # Session-based Caser: no user embedding (a session has no long-term identity), the sequence only.
+        "caser-session": {
+            "model_params": _PAPER_NETWORK | {"dropout": 0.3, "use_user": False},
+            "train": {"loss": "softmax", "lr": 1e-2, "weight_decay": 0.0, "batch_size": 256, "epochs": 30, "T": 1},
+            "eval": {"protocols": ["session"]},
+        },
+    },
+)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from seqrec.models.base import check_config
+from seqrec.models.base import ModelSpec, check_settings
 
 
 @dataclass(frozen=True)
@@ -27,13 +27,7 @@ class GRU4RecConfig:
     init_std: float = 0.02        # Normal(0, init_std) for item embeddings; the GRU keeps PyTorch's init
 
     def __post_init__(self) -> None:
-        check_config([
-            (self.L >= 1, f"model L must be >= 1, got {self.L}"),
-            (self.embedding_dim >= 1, f"model embedding_dim must be >= 1, got {self.embedding_dim}"),
-            (self.num_layers >= 1, f"model num_layers must be >= 1, got {self.num_layers}"),
-            (0 <= self.dropout < 1, f"model dropout must be in [0, 1), got {self.dropout}"),
-            (self.init_std > 0, f"model init_std must be > 0, got {self.init_std}"),
-        ])
+        check_settings(self)
 
 
 class GRU4Rec(nn.Module):
@@ -69,3 +63,14 @@ class GRU4Rec(nn.Module):
 
     def score_all_positions(self, users: Tensor, seqs: Tensor) -> Tensor:          # (B, L, num_items + 1)
         return self.states(seqs) @ self.out_emb.weight.T + self.out_bias.weight.T
+
+
+SPEC = ModelSpec(
+    name="gru4rec", config=GRU4RecConfig, module=GRU4Rec, regime="positions",
+    summary="GRU4Rec (Hidasi et al. 2016): a GRU over the last L items",
+    presets={
+        # Settings chosen on ML-100K under d2l-fixed (benchmarks/RESULTS-models.md); full softmax at every position.
+        "gru4rec": {"model_params": {"L": 20, "embedding_dim": 64, "dropout": 0.2},
+                    "train": {"loss": "softmax", "lr": 2e-3, "batch_size": 64, "epochs": 20}},
+    },
+)

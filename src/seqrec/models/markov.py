@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from seqrec.models.base import check_config
+from seqrec.models.base import ModelSpec, check_config, check_settings
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,7 @@ class MarkovConfig:
     max_items: int = 20_000       # refuse catalogues whose dense count matrix would not fit
 
     def __post_init__(self) -> None:
-        check_config([
-            (self.L >= 1, f"model L must be >= 1, got {self.L}"),
+        check_settings(self, [
             (self.backoff >= 0, f"model backoff must be >= 0, got {self.backoff}"),
             (self.max_items >= 1, f"model max_items must be >= 1, got {self.max_items}"),
         ])
@@ -72,3 +71,10 @@ class Markov(nn.Module):
         w = self.weights[-recent.size(1):]
         votes = torch.einsum("l,blc->bc", w, self.transitions[recent.unsqueeze(2), items.unsqueeze(1)])  # (B, C)
         return votes + self.config.backoff * self.counts[items] / self.counts.max().clamp(min=1)
+
+
+SPEC = ModelSpec(
+    name="markov", config=MarkovConfig, module=Markov, regime="counting",
+    summary="item-transition counts from each of the last L items, recency-weighted",
+    presets={"markov": {"model_params": {"L": 5}, "train": {"epochs": 1}}},
+)

@@ -10,15 +10,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from seqrec.models.base import check_config
+from seqrec.models.base import ModelSpec
 
 
 @dataclass(frozen=True)
 class PopularityConfig:
-    L: int = 1                    # input length training builds windows with; popularity reads none of it
-
-    def __post_init__(self) -> None:
-        check_config([(self.L >= 1, f"model L must be >= 1, got {self.L}")])
+    """Popularity has no settings."""
 
 
 class Popularity(nn.Module):
@@ -38,3 +35,10 @@ class Popularity(nn.Module):
 
     def score_all(self, users: Tensor, seqs: Tensor) -> Tensor:                    # (B, num_items + 1)
         return torch.log1p(self.counts).repeat(users.size(0), 1)                   # a copy callers may write to
+
+
+SPEC = ModelSpec(
+    name="pop", config=PopularityConfig, module=Popularity, regime="counting", history=lambda config: 0,
+    summary="popularity: the most frequent training targets, the same for everyone",
+    presets={"pop": {"train": {"epochs": 1}}},
+)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqrec.models.base import check_config
+from seqrec.models.base import ModelSpec, check_settings
 
 
 @dataclass(frozen=True)
@@ -33,15 +33,9 @@ class SASRecConfig:
     init_std: float = 0.02        # Normal(0, init_std) for the embeddings; linear layers keep PyTorch's init
 
     def __post_init__(self) -> None:
-        check_config([
-            (self.L >= 1, f"model L must be >= 1, got {self.L}"),
-            (self.embedding_dim >= 1, f"model embedding_dim must be >= 1, got {self.embedding_dim}"),
-            (self.num_blocks >= 1, f"model num_blocks must be >= 1, got {self.num_blocks}"),
-            (self.num_heads >= 1 and self.embedding_dim % self.num_heads == 0,
-             f"model num_heads must divide embedding_dim={self.embedding_dim}, got {self.num_heads}"),
-            (0 <= self.dropout < 1, f"model dropout must be in [0, 1), got {self.dropout}"),
-            (self.init_std > 0, f"model init_std must be > 0, got {self.init_std}"),
-        ])
+        divides = self.num_heads >= 1 and self.embedding_dim % self.num_heads == 0
+        check_settings(self, [(divides, f"model num_heads must divide embedding_dim={self.embedding_dim}, "
+                                        f"got {self.num_heads}")])
 
 
 class Block(nn.Module):
@@ -88,13 +82,17 @@ class SASRec(nn.Module):
         x = self.item_emb(seqs) * math.sqrt(self.config.embedding_dim)             # (B, L, k)
         x = self.dropout(x + self.pos_emb.weight[-L:])                              # (B, L, k)
         real = seqs != 0                                                             # (B, L)
-        # a query may see earlier real items; a padded query sees only itself (never an empty row)
-        allowed = (self.causal[:L, :L] & real[:, None, :]) | torch.eye(L, dtype=torch.bool, device=seqs.device)
-        allowed = allowed.unsqueeze(1)                                               # (B, 1, L, L)
+        # a query sees the real items visible to it; a padded one sees only itself (never an empty row)
+        allowed = (self.visible(real) | torch.eye(L, dtype=torch.bool, device=seqs.device)).unsqueeze(1)  # (B,1,L,L)
         for b, block in enumerate(self.blocks):
             q = min(queries, L) if b == len(self.blocks) - 1 else L
             x = block(x, allowed, q) * real[:, L - q:, None]                         # (B, q, k)
         return self.ln_out(x)                                                        # (B, queries, k)
+
+    def visible(self, real: Tensor) -> Tensor:
+        """real (B, L) -> (B, L, L): query t may attend to key j; causal: the real items up to t."""
+        L = real.size(1)
+        return self.causal[:L, :L] & real[:, None, :]
 
     def score(self, users: Tensor, seqs: Tensor, items: Tensor) -> Tensor:          # (B, C)
         return (self.item_emb(items) @ self.states(seqs, 1).transpose(1, 2)).squeeze(2)
@@ -108,3 +106,14 @@ class SASRec(nn.Module):
 
     def score_all_positions(self, users: Tensor, seqs: Tensor) -> Tensor:          # (B, L, num_items + 1)
         return self.states(seqs, seqs.size(1)) @ self.item_emb.weight.T
+
+
+SPEC = ModelSpec(
+    name="sasrec", config=SASRecConfig, module=SASRec, regime="positions",
+    summary="SASRec (Kang & McAuley 2018): causal self-attention over the last L items",
+    presets={
+        # Settings chosen on ML-100K under d2l-fixed (benchmarks/RESULTS-models.md); full softmax at every position.
+        "sasrec": {"model_params": {"L": 50, "embedding_dim": 64, "num_blocks": 2, "num_heads": 1, "dropout": 0.2},
+                   "train": {"loss": "softmax", "lr": 2e-3, "batch_size": 64, "epochs": 20}},
+    },
+)

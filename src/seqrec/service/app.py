@@ -22,6 +22,7 @@ from seqrec import __version__
 from seqrec.bundle import FORMAT_VERSION, bundle_dir, load_bundle
 from seqrec.errors import SeqrecError
 from seqrec.recommend import UnknownUserError
+from seqrec.recommend import recommend as recommend_items
 from seqrec.service.schemas import Events, EventsResponse, Health, Recommended, RecommendRequest, RecommendResponse
 from seqrec.service.state import LiveHistories
 from seqrec.service.store import EventStore
@@ -86,7 +87,10 @@ def create_app(bundle_path: Path, events_path: Path | None = None, token: str | 
     @app.post("/recommend", response_model=RecommendResponse)
     def recommend(req: RecommendRequest, request: Request) -> Response:
         """Top-k items for a user (their stored history plus events) and/or explicit recent items."""
-        answer = request.app.state.live.recommend(req.user, req.items, req.k, req.exclude_seen)
+        live = request.app.state.live
+        (answer,) = recommend_items(live.bundle, None if req.user is None else [req.user],
+                                    None if req.items is None else [req.items], req.k, req.exclude_seen,
+                                    histories=live)
         titles = answer.titles or [None] * len(answer.items)
         items = [Recommended(item=i, score=s, title=t) for i, s, t in zip(answer.items, answer.scores, titles,
                                                                            strict=True)]

@@ -1,4 +1,4 @@
-"""fit(): a short, model-agnostic, seeded training loop over windows with sampled negatives."""
+"""fit(): a short, model-agnostic, seeded training loop; the regime says what a batch's loss is."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from torch import Tensor, nn
 from seqrec.config import TrainConfig
 from seqrec.data.sampling import NegativeSampler
 from seqrec.data.sequences import Windows
-from seqrec.losses import FULL_LOSSES, SAMPLED_LOSSES
-from seqrec.models.base import CountingRecommender, PositionwiseRecommender
+from seqrec.losses import FULL_LOSSES
+from seqrec.training.regimes import Batch, Regime
 
 EpochCallback = Callable[[int, nn.Module], "dict[str, float] | None"]
 STOP = "stop"   # a callback returning {STOP: True, ...} ends training after this epoch
@@ -49,17 +49,14 @@ def _progress(enabled: bool) -> Progress:
                     disable=not enabled, transient=False)
 
 
-def fit(model: nn.Module, windows: Windows, sampler: NegativeSampler, cfg: TrainConfig, seed: int,
-        on_epoch_end: EpochCallback | None = None, progress: bool | None = None) -> History:
-    """Adam with L2 weight decay; each epoch shuffles the windows and redraws their negatives.
+def fit(model: nn.Module, regime: Regime, examples: Windows, sampler: NegativeSampler, cfg: TrainConfig,
+        seed: int, on_epoch_end: EpochCallback | None = None, progress: bool | None = None) -> History:
+    """Adam with L2 weight decay; each epoch shuffles the examples and redraws their negatives.
 
-    Per batch, a sampled loss (bpr, hinge, bce, sampled-softmax) scores targets and negatives in
-    one call, scores = model.score(users, inputs, [targets, negatives]) -> (B, T + N), and takes
-    loss(scores[:, :T], scores[:, T:]); a full loss (softmax) takes loss(model.score_all(users,
-    inputs), targets) and draws no negatives. A PositionwiseRecommender is scored at every
-    position of its windows (`targets[:, t]` follows `inputs[:, t]`; 0 means no target there) and
-    gets num_negatives per position. A CountingRecommender is fitted by one `fit_counts` pass
-    over the windows instead of epochs. The same seed gives the same numbers.
+    A sampled loss (bpr, hinge, bce, sampled-softmax) gets `regime.negatives_per_example` negatives
+    per example, drawn for the whole epoch; a full loss (softmax) draws none. `regime.batch_loss`
+    turns each batch into the loss. A counting regime is fitted by one `fit_counts` pass over the
+    examples instead of epochs. The same seed gives the same numbers.
     """
     device = resolve_device(cfg.device)
     # Subnormal floats (weights and gradients decaying towards 0) make CPU arithmetic many times slower
@@ -68,26 +65,27 @@ def fit(model: nn.Module, windows: Windows, sampler: NegativeSampler, cfg: Train
     torch.set_flush_denormal(True)
     model.to(device)
     users, inputs, targets = (torch.as_tensor(a, device=device)
-                              for a in (windows.users, windows.inputs, windows.targets))
-    if isinstance(model, CountingRecommender):
+                              for a in (examples.users, examples.inputs, examples.targets))
+    if regime.counting:
         return _fit_counts(model, users, inputs, targets)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     rng, history = np.random.default_rng(seed), History()
     full = cfg.loss in FULL_LOSSES
-    per_window = cfg.num_negatives * (targets.size(1) if isinstance(model, PositionwiseRecommender) else 1)
+    per_example = regime.negatives_per_example(examples)
     show = sys.stderr.isatty() if progress is None else progress
     with _progress(show) as bar:
-        task = bar.add_task("train", total=cfg.epochs * len(windows), epoch=0, loss=float("nan"), rate=0.0)
+        task = bar.add_task("train", total=cfg.epochs * len(examples), epoch=0, loss=float("nan"), rate=0.0)
         for epoch in range(1, cfg.epochs + 1):
             model.train()
             started = time.perf_counter()
-            order = torch.as_tensor(rng.permutation(len(windows)), device=device)
-            negatives = None if full else torch.as_tensor(sampler.sample(windows.users, per_window, rng), device=device)
+            order = torch.as_tensor(rng.permutation(len(examples)), device=device)
+            negatives = (None if full else
+                         torch.as_tensor(sampler.sample(examples.users, per_example, rng), device=device))
             total, seen = torch.zeros((), device=device), 0
-            for start in range(0, len(windows), cfg.batch_size):
+            for start in range(0, len(examples), cfg.batch_size):
                 idx = order[start: start + cfg.batch_size]
-                loss = _batch_loss(model, cfg.loss, users[idx], inputs[idx], targets[idx],
-                                   None if negatives is None else negatives[idx])
+                batch = Batch(users[idx], inputs[idx], targets[idx], None if negatives is None else negatives[idx])
+                loss = regime.batch_loss(model, batch, rng)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -106,23 +104,7 @@ def fit(model: nn.Module, windows: Windows, sampler: NegativeSampler, cfg: Train
     return history
 
 
-def _batch_loss(model: nn.Module, loss: str, users: Tensor, inputs: Tensor, targets: Tensor,
-                negatives: Tensor | None) -> Tensor:
-    """The loss of one batch; a PositionwiseRecommender's P supervised positions become P rows."""
-    if isinstance(model, PositionwiseRecommender):
-        if negatives is None:                                                          # target 0 is ignored
-            return FULL_LOSSES[loss](model.score_all_positions(users, inputs), targets.unsqueeze(2))
-        valid = targets != 0                                                           # (B, L)
-        items = torch.cat([targets.unsqueeze(2), negatives.view(*targets.shape, -1)], 2)   # (B, L, 1 + N)
-        scores = model.score_positions(users, inputs, items)[valid]                    # (P, 1 + N)
-        return SAMPLED_LOSSES[loss](scores[:, :1], scores[:, 1:])
-    if negatives is None:
-        return FULL_LOSSES[loss](model.score_all(users, inputs), targets)
-    scores = model.score(users, inputs, torch.cat([targets, negatives], 1))            # (B, T + N)
-    return SAMPLED_LOSSES[loss](scores[:, : targets.size(1)], scores[:, targets.size(1):])
-
-
-def _fit_counts(model: CountingRecommender, users: Tensor, inputs: Tensor, targets: Tensor) -> History:
+def _fit_counts(model: nn.Module, users: Tensor, inputs: Tensor, targets: Tensor) -> History:
     started = time.perf_counter()
     model.fit_counts(users, inputs, targets)
     return History([{"epoch": 1, "windows": len(users), "train_seconds": time.perf_counter() - started}])

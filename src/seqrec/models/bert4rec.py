@@ -1,0 +1,75 @@
+"""BERT4Rec (Sun et al., CIKM 2019): bidirectional self-attention, trained by predicting masked items.
+
+SASRec's network (seqrec.models.sasrec) with every real position visible to every other, one
+more item row (index num_items + 1, the mask token) and an output bias:
+
+    y_i = q_i . LN(x_B)[:, t] + b_i                   input and output item embeddings shared
+
+Training (regime "masked") hides random positions of a chunk and scores them
+(`score_all_positions`); to predict the next item the history is shifted left by one and the
+mask token appended, and that last position is scored (`score_all`). Ignores users.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from seqrec.models.base import ModelSpec, check_config
+from seqrec.models.sasrec import SASRec, SASRecConfig
+
+
+@dataclass(frozen=True)
+class BERT4RecConfig(SASRecConfig):
+    """SASRec's settings; L counts the mask position, so L - 1 history items are read at prediction."""
+
+    num_heads: int = 2
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_config([(self.L >= 2, f"model L must be >= 2 (history plus the mask position), got {self.L}")])
+
+
+class BERT4Rec(SASRec):
+    def __init__(self, config: BERT4RecConfig, num_users: int, num_items: int) -> None:
+        super().__init__(config, num_users, num_items + 1)                 # item_emb gets the mask token's row
+        self.mask_token = num_items + 1
+        self.out_bias = nn.Parameter(torch.zeros(num_items + 1))
+
+    def visible(self, real: Tensor) -> Tensor:
+        """Bidirectional: every query may attend to every real position."""
+        return real[:, None, :].expand(-1, real.size(1), -1)                        # (B, L, L)
+
+    def _ask_next(self, seqs: Tensor) -> Tensor:
+        """The history shifted left by one, with the mask token where the next item would be: (B, L)."""
+        return torch.cat([seqs[:, 1:], torch.full_like(seqs[:, :1], self.mask_token)], 1)
+
+    def _scores(self, states: Tensor) -> Tensor:                                    # (..., num_items + 1)
+        return states @ self.item_emb.weight[: self.mask_token].T + self.out_bias
+
+    def score_all_positions(self, users: Tensor, seqs: Tensor) -> Tensor:          # (B, L, num_items + 1)
+        return self._scores(self.states(seqs, seqs.size(1)))
+
+    def score_positions(self, users: Tensor, seqs: Tensor, items: Tensor) -> Tensor:  # (B, L, C)
+        h = self.states(seqs, seqs.size(1)).unsqueeze(3)                             # (B, L, k, 1)
+        return (self.item_emb(items) @ h).squeeze(3) + self.out_bias[items]
+
+    def score_all(self, users: Tensor, seqs: Tensor) -> Tensor:                    # (B, num_items + 1)
+        return self._scores(self.states(self._ask_next(seqs), 1).squeeze(1))
+
+    def score(self, users: Tensor, seqs: Tensor, items: Tensor) -> Tensor:          # (B, C)
+        h = self.states(self._ask_next(seqs), 1).transpose(1, 2)                     # (B, k, 1)
+        return (self.item_emb(items) @ h).squeeze(2) + self.out_bias[items]
+
+
+SPEC = ModelSpec(
+    name="bert4rec", config=BERT4RecConfig, module=BERT4Rec, regime="masked",
+    summary="BERT4Rec (Sun et al. 2019): bidirectional self-attention trained on masked items",
+    presets={
+        "bert4rec": {"model_params": {"L": 50, "embedding_dim": 64, "num_blocks": 2, "num_heads": 2, "dropout": 0.2},
+                     "train": {"loss": "softmax", "lr": 1e-3, "batch_size": 64, "epochs": 200, "mask_prob": 0.2,
+                               "early_stopping_metric": "ndcg@10", "patience": 10}},
+    },
+)

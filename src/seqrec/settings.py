@@ -1,0 +1,89 @@
+"""Resolve a run's settings: preset, then TOML file, then flags, checked once against the registries.
+
+`seqrec.config` holds the plain dataclasses; this module is the one place that knows which
+models, presets, losses, protocols, formats and datasets exist, and builds the typed model
+config that `RunConfig` carries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from seqrec.config import RunConfig, build_sections, load_toml, merge_settings, nest_settings
+from seqrec.data.catalog import DATASETS
+from seqrec.data.filters import DEDUPE, SHORT_USERS
+from seqrec.data.readers import FORMATS
+from seqrec.errors import ConfigError
+from seqrec.evaluation.protocols import PROTOCOLS, metric_key, metric_names, split_family
+from seqrec.losses import LOSS_NAMES
+from seqrec.models.registry import MODELS, PRESETS, model_config
+
+DEFAULT_MODEL = "caser"
+
+
+def _one_of(value: Any, known: Any, what: str) -> None:
+    if value not in known:
+        raise ConfigError(f"{what} must be one of {', '.join(known)}, got {value!r}")
+
+
+def _check_names(cfg: RunConfig, where: str) -> None:
+    data, train, evaluation = cfg.data, cfg.train, cfg.eval
+    if data.path is None:
+        _one_of(data.dataset, tuple(DATASETS), "data.dataset")
+    if data.format is not None:
+        _one_of(data.format, FORMATS, "data.format")
+    _one_of(data.dedupe, DEDUPE, "data.dedupe")
+    _one_of(data.short_users, SHORT_USERS, "data.short_users")
+    _one_of(train.loss, LOSS_NAMES, "train.loss")
+    unknown = [p for p in evaluation.protocols if p not in PROTOCOLS]
+    if unknown:
+        raise ConfigError(f"unknown protocol {unknown[0]!r}; known: {', '.join(PROTOCOLS)}")
+    split_family(evaluation.protocols)
+    metric = train.early_stopping_metric
+    if metric is not None:
+        primary = evaluation.protocols[0]
+        names = metric_names(primary, evaluation.ks, evaluation.num_sampled)
+        if metric_key(primary, metric, evaluation.num_sampled) not in names:
+            shown = ", ".join(n for n in names if not n.startswith("hit@"))
+            raise ConfigError(f"{where}: train.early_stopping_metric {metric!r} is not a metric of protocol "
+                              f"{primary}; known: {shown}")
+
+
+def build_run_config(raw: Mapping[str, Any], where: str = "config") -> RunConfig:
+    """A validated RunConfig from a nested mapping; unknown names and keys are errors, not defaults."""
+    seed, data, train, evaluation = build_sections(raw, where)
+    model = str(raw.get("model", DEFAULT_MODEL))
+    if model not in MODELS:
+        raise ConfigError(f"{where}: unknown model {model!r}; known: {', '.join(sorted(MODELS))}")
+    params = model_config(model, dict(raw.get("model_params", {})))
+    cfg = RunConfig(model=model, model_params=params, seed=seed, data=data, train=train, eval=evaluation)
+    _check_names(cfg, where)
+    return cfg
+
+
+def with_settings(cfg: RunConfig, overrides: Mapping[str, Any], where: str = "settings") -> RunConfig:
+    """A copy of `cfg` with dotted settings changed ('model_params.L' -> 3), validated like any config."""
+    return build_run_config(merge_settings(cfg.to_dict(), nest_settings(overrides), where), where)
+
+
+def resolve_run_config(preset: str | None = None, config_file: Path | None = None,
+                       overrides: Mapping[str, Any] | None = None) -> RunConfig:
+    """Preset, then TOML file, then flags ('train.lr' -> value; None values are ignored)."""
+    raw: dict[str, Any] = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown preset {preset!r}; known: {', '.join(sorted(PRESETS))}")
+        raw = merge_settings(raw, PRESETS[preset], f"preset {preset}")
+    if config_file is not None:
+        raw = merge_settings(raw, load_toml(config_file), str(config_file))
+    flags = nest_settings(overrides or {})
+    if preset is not None and flags.get("model", PRESETS[preset]["model"]) != PRESETS[preset]["model"]:
+        raise ConfigError(f"preset {preset!r} is for model {PRESETS[preset]['model']!r}, not {flags['model']!r}")
+    return build_run_config(merge_settings(raw, flags, "flags"))
+
+
+def preset_for(model: str) -> str | None:
+    """The preset named after `model` (e.g. sasrec), if the model declares one."""
+    return model if PRESETS.get(model, {}).get("model") == model else None

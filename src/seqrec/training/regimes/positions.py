@@ -1,0 +1,31 @@
+"""Regime "positions" (SASRec, GRU4Rec): every position of a chunk predicts the item after it."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from seqrec.data.sequences import Sequences, Windows, make_position_windows
+from seqrec.losses import FULL_LOSSES, SAMPLED_LOSSES
+from seqrec.training.regimes.base import Batch, Regime
+
+
+class PositionsRegime(Regime):
+    """Chunks of L + 1 items: targets[:, t] follows inputs[:, t] (0: no target there). The model's P
+    supervised positions become P rows of the loss; a sampled loss gets num_negatives per position."""
+
+    def examples(self, train: Sequences, L: int) -> Windows:
+        return make_position_windows(train, L)
+
+    def negatives_per_example(self, examples: Windows) -> int:
+        return self.cfg.num_negatives * examples.targets.shape[1]
+
+    def batch_loss(self, model: nn.Module, batch: Batch, rng: np.random.Generator) -> Tensor:
+        users, inputs, targets = batch.users, batch.inputs, batch.targets
+        if batch.negatives is None:                                                    # target 0 is ignored
+            return FULL_LOSSES[self.cfg.loss](model.score_all_positions(users, inputs), targets.unsqueeze(2))
+        valid = targets != 0                                                           # (B, L)
+        items = torch.cat([targets.unsqueeze(2), batch.negatives.view(*targets.shape, -1)], 2)  # (B, L, 1 + N)
+        scores = model.score_positions(users, inputs, items)[valid]                    # (P, 1 + N)
+        return SAMPLED_LOSSES[self.cfg.loss](scores[:, :1], scores[:, 1:])
