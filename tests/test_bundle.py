@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from seqrec import atomic
 from seqrec import bundle as bundles
 from seqrec.bundle import FORMAT_VERSION, Histories, load_bundle, save_bundle
 from seqrec.errors import SeqrecError
@@ -109,17 +110,41 @@ def test_missing_or_broken_bundle_json_is_rejected(saved_bundle, tmp_path):
         load_bundle(broken)
 
 
-def _edit_meta(folder: Path, **changes) -> None:
-    meta = json.loads((folder / "bundle.json").read_text())
-    for key, value in changes.items():
-        meta[key] = value
+def _edit_meta(folder: Path, sign: bool = True, **changes) -> None:
+    """Change bundle.json; with `sign`, recompute its own digest as a consistent (deliberate) edit would."""
+    meta = json.loads((folder / "bundle.json").read_text()) | changes
+    if sign:
+        meta["meta_sha256"] = bundles._meta_digest(meta)
     (folder / "bundle.json").write_text(json.dumps(meta))
+
+
+def test_an_edited_bundle_json_is_rejected_and_its_file_list_cannot_be_emptied(saved_bundle, tmp_path):
+    folder = _copy(saved_bundle, tmp_path / "b")
+    meta = json.loads((folder / "bundle.json").read_text())
+    _edit_meta(folder, sign=False, model=meta["model"] | {"params": meta["model"]["params"] | {"h_activation": "tanh"}})
+    with pytest.raises(SeqrecError, match=r"does not match its meta_sha256; the file was modified"):
+        load_bundle(folder)
+    _edit_meta(folder, sign=False, num_items=10**13, model=meta["model"])
+    with pytest.raises(SeqrecError, match=r"does not match its meta_sha256"):
+        load_bundle(folder)
+    _edit_meta(folder, files={}, num_items=meta["num_items"])
+    with pytest.raises(SeqrecError, match=r"missing files.id_maps.json, files.weights.safetensors"):
+        load_bundle(folder)
+
+
+def test_sizes_are_checked_against_the_id_maps_before_any_model_is_built(saved_bundle, tmp_path, monkeypatch):
+    folder = _copy(saved_bundle, tmp_path / "b")
+    _edit_meta(folder, num_items=10**13)                                        # even with a consistent digest
+    monkeypatch.setattr(bundles, "_load_weights", lambda *a: pytest.fail("built a model"))
+    with pytest.raises(SeqrecError, match=r"do not match num_users=40, num_items=10000000000000"):
+        load_bundle(folder)
 
 
 def test_other_format_versions_are_rejected(saved_bundle, tmp_path):
     folder = _copy(saved_bundle, tmp_path / "b")
     _edit_meta(folder, format_version=FORMAT_VERSION + 1)
-    with pytest.raises(SeqrecError, match=f"format_version {FORMAT_VERSION + 1}.*reads format_version 1"):
+    with pytest.raises(SeqrecError, match=f"format_version {FORMAT_VERSION + 1}.*reads format_version "
+                                          f"{FORMAT_VERSION}"):
         load_bundle(folder)
 
 
@@ -158,7 +183,7 @@ def test_saving_never_replaces_a_folder_that_is_not_a_bundle(tmp_path):
 @pytest.mark.parametrize("exchange", [True, False])
 def test_saving_over_a_bundle_replaces_it_whole(tmp_path, monkeypatch, exchange):
     if not exchange:                                                          # the portable fallback
-        monkeypatch.setattr(bundles, "_exchange", lambda a, b: False)
+        monkeypatch.setattr(atomic, "_exchange", lambda a, b: False)
     path = save_bundle(random_bundle(seed=0), tmp_path / "b")
     new = random_bundle(seed=1)
     save_bundle(new, path)

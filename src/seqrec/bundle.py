@@ -1,9 +1,10 @@
 """Model bundles: a folder of JSON, safetensors and npz that round-trips without pickle.
 
-Layout (FORMAT_VERSION 1)::
+Layout (FORMAT_VERSION 2)::
 
     bundle.json          format_version, seqrec version, model name + params, num_users, num_items,
-                         the RunConfig, dataset checksum, metrics, and the sha256 of every other file
+                         the RunConfig, dataset checksum, metrics, the sha256 of every other file, and
+                         meta_sha256: the sha256 of bundle.json's own other content
     id_maps.json         {"users": [...], "items": [...]}: external ids (ints stay ints), index i+1 <-> [i]
     weights.safetensors  the model's state_dict
     histories.npz        last (num_users + 1, L): each user's last L items of the whole log, left-padded
@@ -18,13 +19,9 @@ a temporary sibling folder, fsyncs it, then swaps it in, so a crash never leaves
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import json
-import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,16 +32,18 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from seqrec import __version__
+from seqrec.atomic import sha256, write_folder
 from seqrec.config import RunConfig
 from seqrec.data.interactions import IdMap, Interactions
 from seqrec.data.sequences import Sequences
 from seqrec.errors import SeqrecError
 from seqrec.models.registry import build_model, model_config, model_spec
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+REQUIRED_FILES = ("id_maps.json", "weights.safetensors", "histories.npz")
 META, ID_MAPS, WEIGHTS, HISTORIES, TITLES = ("bundle.json", "id_maps.json", "weights.safetensors",
                                              "histories.npz", "titles.json")
-_INTEGER = re.compile(r"-?[0-9]+")
+_INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")     # canonical integer text, as the readers' rule
 BUNDLE_SUBDIR = "bundle"            # `seqrec train --out DIR` writes DIR/bundle next to DIR/metrics.json
 
 
@@ -117,7 +116,8 @@ class Bundle:
 
 
 def _lookup(id_map: IdMap, ids: list[Any]) -> np.ndarray:
-    """Indices of external ids, 0 where unknown; '12' matches 12 in an integer map, 12 matches '12' in a string map."""
+    """Indices of external ids, 0 where unknown; '12' matches 12 in an integer map ('012' does not: an id is an
+    integer only in its canonical form), 12 matches '12' in a string map."""
     external = id_map.external
     if external.dtype.kind in "iu":
         def as_int(value: Any) -> int | None:
@@ -136,28 +136,6 @@ def _lookup(id_map: IdMap, ids: list[Any]) -> np.ndarray:
     return np.where(matchable & (external[pos] == values), pos + 1, 0).astype(np.int64)
 
 
-def _sha256(path: Path) -> str:
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
-    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
-    if renameat2 is None:
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
-
-
 def bundle_dir(path: Path) -> Path:
     """A bundle folder, or a run folder holding one in bundle/ (what `seqrec train --out` writes)."""
     path = Path(path)
@@ -166,45 +144,38 @@ def bundle_dir(path: Path) -> Path:
     return path
 
 
+def _meta_digest(meta: dict[str, Any]) -> str:
+    """sha256 of bundle.json's content other than this digest itself (keys sorted)."""
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, allow_nan=False).encode()).hexdigest()
+
+
+def write_bundle_files(bundle: Bundle, folder: Path) -> None:
+    """Write the bundle's files into `folder` (created; non-atomic: see save_bundle and seqrec.runs)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in bundle.model.state_dict().items()}, folder / WEIGHTS)
+    ids = {"users": bundle.user_map.external.tolist(), "items": bundle.item_map.external.tolist()}
+    (folder / ID_MAPS).write_text(json.dumps(ids))
+    with (folder / HISTORIES).open("wb") as handle:
+        np.savez(handle, last=bundle.histories.last, seen_indptr=bundle.histories.seen.indptr,
+                 seen_items=bundle.histories.seen.items)
+    if bundle.titles is not None:
+        (folder / TITLES).write_text(json.dumps([str(t) for t in bundle.titles]))
+    files = {f.name: sha256(f) for f in sorted(folder.iterdir())}
+    meta = bundle.meta | {"format_version": FORMAT_VERSION, "files": files}
+    try:
+        text = json.dumps(meta | {"meta_sha256": _meta_digest(meta)}, indent=2, allow_nan=False)
+    except ValueError:
+        raise SeqrecError("the bundle's metrics or settings hold NaN or infinity; refusing to write it") from None
+    (folder / META).write_text(text + "\n")
+
+
 def save_bundle(bundle: Bundle, path: Path) -> Path:
     """Write `bundle` to folder `path` atomically: the previous bundle there stays whole until the swap."""
     path = Path(path)
     if path.exists() and not (path / META).is_file() and (not path.is_dir() or any(path.iterdir())):
         raise SeqrecError(f"{path}: exists and is not a seqrec bundle; refusing to replace it (choose another path)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in bundle.model.state_dict().items()}, tmp / WEIGHTS)
-        ids = {"users": bundle.user_map.external.tolist(), "items": bundle.item_map.external.tolist()}
-        (tmp / ID_MAPS).write_text(json.dumps(ids))
-        with (tmp / HISTORIES).open("wb") as handle:
-            np.savez(handle, last=bundle.histories.last, seen_indptr=bundle.histories.seen.indptr,
-                     seen_items=bundle.histories.seen.items)
-        if bundle.titles is not None:
-            (tmp / TITLES).write_text(json.dumps([str(t) for t in bundle.titles]))
-        files = {f.name: _sha256(f) for f in sorted(tmp.iterdir())}
-        meta = bundle.meta | {"format_version": FORMAT_VERSION, "files": files}
-        (tmp / META).write_text(json.dumps(meta, indent=2) + "\n")
-        for f in tmp.iterdir():
-            f.chmod(0o644)                      # mkdtemp and some writers make owner-only files
-            _fsync(f)
-        tmp.chmod(0o755)
-        _fsync(tmp)
-        if path.exists() and _exchange(tmp, path):
-            shutil.rmtree(tmp)                  # tmp now holds the previous bundle
-        else:
-            if path.exists():                   # no atomic exchange here: move aside, then rename in
-                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
-                path.rename(old / path.name)
-                tmp.rename(path)
-                shutil.rmtree(old)
-            else:
-                tmp.rename(path)
-        _fsync(path.parent)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return path
+    return write_folder(path, lambda tmp: write_bundle_files(bundle, tmp))
 
 
 def _read_json(path: Path) -> Any:
@@ -223,15 +194,19 @@ def _check_meta(folder: Path, meta: Any) -> None:
     if found != FORMAT_VERSION:
         raise SeqrecError(f"{folder / META}: bundle format_version {found!r}, this seqrec ({__version__}) reads "
                           f"format_version {FORMAT_VERSION}; re-create the bundle with this version")
+    if meta.get("meta_sha256") != _meta_digest(meta):
+        raise SeqrecError(f"{folder / META}: its content does not match its meta_sha256; the file was modified "
+                          "after saving")
     missing = [k for k in ("model", "num_users", "num_items", "files") if k not in meta]
     if not missing and not (isinstance(meta["model"], dict) and {"name", "params"} <= meta["model"].keys()):
         missing = ["model.name or model.params"]
+    missing += [f"files.{name}" for name in REQUIRED_FILES if name not in meta.get("files", {})]
     if missing:
         raise SeqrecError(f"{folder / META}: missing {', '.join(missing)}")
     for name, digest in meta["files"].items():
         if not (folder / name).is_file():
             raise SeqrecError(f"{folder / name}: file listed in {META} is missing")
-        if _sha256(folder / name) != digest:
+        if sha256(folder / name) != digest:
             raise SeqrecError(f"{folder / name}: sha256 does not match {META}; the file is truncated or was "
                               "modified after saving")
 
@@ -256,13 +231,15 @@ def _load_weights(folder: Path, meta: dict[str, Any]) -> nn.Module:
 
 
 def load_bundle(path: Path) -> Bundle:
-    """Load and verify a bundle folder (or a run folder holding bundle/); raises SeqrecError if it is bad."""
+    """Load and verify a bundle folder (or a run folder holding bundle/); raises SeqrecError if it is bad.
+
+    Every check that needs no model (digests, sizes against the id maps) runs before the model is built.
+    """
     folder = bundle_dir(path)
     if not folder.is_dir():
         raise SeqrecError(f"{folder}: bundle folder not found")
     meta = _read_json(folder / META)
     _check_meta(folder, meta)
-    model = _load_weights(folder, meta)
     ids = _read_json(folder / ID_MAPS)
     try:
         with np.load(folder / HISTORIES, allow_pickle=False) as npz:
@@ -275,9 +252,10 @@ def load_bundle(path: Path) -> Bundle:
             or len(indptr) != num_users + 2):
         raise SeqrecError(f"{folder}: id maps or histories do not match num_users={num_users}, "
                           f"num_items={num_items} in {META}")
+    model = _load_weights(folder, meta)
     titles = np.array(_read_json(folder / TITLES), dtype=object) if (folder / TITLES).is_file() else None
     histories = Histories(last, Sequences(np.arange(num_users + 1), indptr, items))
-    meta = {k: v for k, v in meta.items() if k != "files"}
+    meta = {k: v for k, v in meta.items() if k not in ("files", "meta_sha256")}
     return Bundle(model, meta, IdMap(np.array(ids["users"])), IdMap(np.array(ids["items"])), histories, titles)
 
 

@@ -26,9 +26,12 @@ from seqrec.data.interactions import Interactions
 from seqrec.data.readers import FORMATS
 from seqrec.errors import SeqrecError
 from seqrec.evaluation.protocols import PROTOCOLS
+from seqrec.export import FORMATS as EXPORT_FORMATS
+from seqrec.export import export as export_model
 from seqrec.losses import LOSS_NAMES
 from seqrec.models.registry import MODELS, PRESETS
 from seqrec.report import results_table
+from seqrec.runs import check_run_folder
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Sequence-aware (next-item) recommendation.")
@@ -131,7 +134,19 @@ def with_settings(*options: SettingOption) -> Callable[[Callable[..., None]], Ca
     return decorate
 
 
-Progress = Annotated[bool | None, typer.Option(help="Progress bar (default: when on a terminal).")]
+Progress = Annotated[bool | None, typer.Option(help="Progress bar (default: on a terminal; else a line per epoch).")]
+Threads = Annotated[int | None, typer.Option(help="PyTorch threads (default: PyTorch's, one per core). Results "
+                                                  "depend on it in the last digits.", show_default=False)]
+
+
+def set_threads(threads: int | None) -> None:
+    if threads is None:
+        return
+    if threads < 1:
+        raise SeqrecError(f"--threads must be at least 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
 PresetOption = Annotated[str | None, typer.Option(help=PRESET_HELP)]
 ConfigOption = Annotated[Path | None, typer.Option(help="TOML file of settings (applied over the preset).")]
 Seeds = Annotated[str, typer.Option(help="Comma separated seeds, e.g. 0,1,2.")]
@@ -145,13 +160,24 @@ def train(
     overrides: dict[str, Any],
     preset: PresetOption = None,
     config: ConfigOption = None,
-    out: Annotated[Path, typer.Option(help="Output folder for metrics.json and the model bundle (OUT/bundle).")
+    out: Annotated[Path, typer.Option(help="Output folder for metrics.json and the model bundle (OUT/bundle); "
+                                           "OUT/checkpoint holds the last finished epoch while training.")
                    ] = Path("runs/latest"),
+    resume: Annotated[Path | None, typer.Option(help="Continue the interrupted run in this folder from its last "
+                                                     "checkpoint, with its own settings (other options are "
+                                                     "ignored).")] = None,
+    threads: Threads = None,
     progress: Progress = None,
 ) -> None:
     """Train a model, evaluate it under each protocol, print a table, write OUT/metrics.json and OUT/bundle."""
-    cfg = api.resolve_run_config(preset, config, overrides)
-    result = api.run(api.load_dataset(cfg.data), cfg, out, progress)
+    set_threads(threads)
+    if resume is not None:
+        cfg, state = api.interrupted(resume)
+        out = resume
+    else:
+        cfg, state = api.resolve_run_config(preset, config, overrides), None
+        check_run_folder(out)                      # before the data is read, not after training
+    result = api.run(api.load_dataset(cfg.data), cfg, out, progress, state)
     console.print(results_table(result))
     if result.dataset.get("dropped_users"):
         console.print(f"dropped {result.dataset['dropped_users']} users with too few events for the protocol")
@@ -202,28 +228,40 @@ def serve(
                                                         "the bundle folder).")] = None,
     token: Annotated[str | None, typer.Option(envvar="SEQREC_TOKEN", show_default=False,
                                                  help="Require 'Authorization: Bearer TOKEN' on POST /events.")] = None,
+    protect_recommend: Annotated[bool, typer.Option(help="Require the token on POST /recommend too (it reveals "
+                                                         "a user's history).")] = False,
+    max_body_bytes: Annotated[int | None, typer.Option(help="Largest request body; larger ones get 413 "
+                                                            "(default: 2 MiB).", show_default=False)] = None,
     threads: Annotated[int, typer.Option(help="PyTorch threads per request (1 suits many small requests).")] = 1,
 ) -> None:
     """Serve recommendations over HTTP (POST /recommend, POST /events, GET /health; docs at /docs)."""
+    import os
+
     import torch
     import uvicorn
 
-    from seqrec.service import create_app
+    from seqrec.service.app import create_app, open_store
 
+    if not 1 <= port <= 65535:
+        raise SeqrecError(f"--port must be between 1 and 65535, got {port}")
+    if threads < 1:
+        raise SeqrecError(f"--threads must be at least 1, got {threads}")
+    if token is None:                       # click reads SEQREC_TOKEN="" as unset; an empty token must fail instead
+        token = os.environ.get("SEQREC_TOKEN")
+    service = create_app(bundle, events, token, protect_recommend=protect_recommend, max_body_bytes=max_body_bytes)
     api.load_bundle(bundle)                 # fail here with one line, not inside the server's start-up
+    open_store(bundle, events).close()      # likewise for a read-only store or one of another bundle
     torch.set_num_threads(threads)
-    uvicorn.run(create_app(bundle, events, token), host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(service, host=host, port=port, log_level="warning", access_log=False)
 
 
 @app.command()
 def export(
     bundle: BundleOption,
     out: Annotated[Path, typer.Option(help="File to write.")],
-    format_: Annotated[str, typer.Option("--format", help="torchscript | onnx.")] = "torchscript",
+    format_: Annotated[str, typer.Option("--format", help=f"{' | '.join(EXPORT_FORMATS)}.")] = "torchscript",
 ) -> None:
     """Write the scoring function (users, seqs) -> scores to TorchScript or ONNX, to serve without seqrec."""
-    from seqrec.export import export as export_model
-
     console.print(f"wrote {export_model(api.load_bundle(bundle), out, format_)}")
 
 

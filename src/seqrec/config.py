@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import tomllib
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +25,33 @@ from seqrec.errors import ConfigError
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
+
+
+def _fits(value: Any, kind: Any) -> bool:
+    """Whether `value` is of the annotated `kind`: an int is not a bool, a float is finite, None only if allowed."""
+    if typing.get_origin(kind) in (types.UnionType, typing.Union):
+        return any(_fits(value, k) for k in typing.get_args(kind))
+    if typing.get_origin(kind) is tuple:
+        return isinstance(value, tuple | list) and all(_fits(v, typing.get_args(kind)[0]) for v in value)
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, type(None) if kind is None else kind)
+
+
+_KIND_NAMES = {int: "an integer", float: "a finite number", bool: "true or false", str: "a string",
+               type(None): "unset"}
+
+
+def _check_types(settings: Any, section: str) -> None:
+    """Raise ConfigError naming the first setting whose value is not of its annotated type."""
+    for name, kind in typing.get_type_hints(type(settings)).items():
+        value = getattr(settings, name)
+        if not _fits(value, kind):
+            kinds = typing.get_args(kind) if typing.get_origin(kind) in (types.UnionType, typing.Union) else (kind,)
+            wanted = " or ".join(_KIND_NAMES.get(k, "a list") for k in kinds)
+            raise ConfigError(f"{section}.{name} must be {wanted}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -44,6 +74,7 @@ class DataConfig:
     session_gap: float | None = None    # seconds of inactivity that end a session (None: users are sessions)
 
     def __post_init__(self) -> None:
+        _check_types(self, "data")
         _require(self.k_core >= 0, f"data.k_core must be >= 0, got {self.k_core}")
         _require(self.session_gap is None or self.session_gap > 0,
                  f"data.session_gap must be > 0 seconds, got {self.session_gap}")
@@ -60,11 +91,12 @@ class TrainConfig:
     num_negatives: int = 1              # sampled negatives per window, redrawn every epoch
     device: str = "auto"                # auto (GPU when present) | cpu | cuda | cuda:N
     eval_every: int = 0                 # evaluate every N epochs (validation cases when the split has them)
-    early_stopping_metric: str | None = None  # e.g. "ndcg@10": validate every epoch, keep the best weights
+    early_stopping_metric: str | None = None  # e.g. "ndcg@10" ("auto": the protocol's): validate every epoch
     patience: int = 5                   # stop after this many epochs without a better validation value
     mask_prob: float = 0.2              # regime "masked" (BERT4Rec): share of positions hidden per sequence
 
     def __post_init__(self) -> None:
+        _check_types(self, "train")
         _require(self.lr > 0, f"train.lr must be > 0, got {self.lr}")
         _require(self.weight_decay >= 0, f"train.weight_decay must be >= 0, got {self.weight_decay}")
         _require(self.batch_size >= 1, f"train.batch_size must be >= 1, got {self.batch_size}")
@@ -85,6 +117,7 @@ class EvalConfig:
     allow_repeats: bool = False         # rank items already in the history (repeat-consumption data)
 
     def __post_init__(self) -> None:
+        _check_types(self, "eval")
         object.__setattr__(self, "protocols", tuple(self.protocols))
         object.__setattr__(self, "ks", tuple(sorted(self.ks)))
         _require(bool(self.protocols), "eval.protocols must name at least one protocol")
@@ -175,6 +208,6 @@ def build_sections(raw: Mapping[str, Any], where: str = "config") -> tuple[int, 
             known = ", ".join(f.name for f in dataclasses.fields(cls))
             raise ConfigError(f"{where}: bad [{name}] setting ({err}); known: {known}") from None
     seed = raw.get("seed", 0)
-    if not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"{where}: seed must be a non-negative integer, got {seed!r}")
+    if not _fits(seed, int) or not 0 <= seed < 2**63:
+        raise ConfigError(f"{where}: seed must be an integer in 0 .. 2^63 - 1, got {seed!r}")
     return seed, *sections

@@ -82,9 +82,12 @@ def parse_values(text: str) -> list[Any]:
     start, sep, stop = text.partition("..")
     if sep:
         try:
-            return list(range(int(start), int(stop) + 1))
+            values = list(range(int(start), int(stop) + 1))
         except ValueError:
             raise ConfigError(f"--values range must be integers like 1..10, got {text!r}") from None
+        if not values:
+            raise ConfigError(f"--values range {text!r} is empty; write it low..high, e.g. 1..10")
+        return values
     values = [parse_assignment(f"v={item.strip()}")[1] for item in text.split(",") if item.strip()]
     if not values:
         raise ConfigError("--values names no value")

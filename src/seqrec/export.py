@@ -65,6 +65,8 @@ def export(bundle: Bundle, path: Path, fmt: str = "torchscript") -> Path:
     if fmt not in WRITERS:
         raise SeqrecError(f"unknown export format {fmt!r}; known: {', '.join(FORMATS)}")
     path = Path(path)
+    if path.is_dir():
+        raise SeqrecError(f"--out {path}: is a folder; give the file to write, e.g. {path / ('scorer.' + fmt)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     example = (torch.ones(2, dtype=torch.long), torch.ones(2, bundle.L, dtype=torch.long))
     with torch.no_grad():

@@ -14,12 +14,18 @@ from seqrec.data.interactions import Interactions
 from seqrec.data.sampling import NegativeSampler
 from seqrec.data.sessions import sessionize
 from seqrec.data.split import Split, stages
-from seqrec.evaluation.protocols import SPLITS, evaluate, metric_key, sampled_candidates, split_family
+from seqrec.errors import ConfigError, DataError
+from seqrec.evaluation.protocols import SPLITS, evaluate, metric_key, repeat_cases, sampled_candidates, split_family
+from seqrec.losses import SAMPLED_LOSSES
+from seqrec.memory import check_fits, model_bytes, on_meta
 from seqrec.models.base import count_parameters
 from seqrec.models.registry import MODELS
-from seqrec.runs import TrainResult, write_run
+from seqrec.runs import CHECKPOINT, TrainResult, check_run_folder, write_run
 from seqrec.selection import EarlyStopping
-from seqrec.training import STOP, fit, make_regime, resolve_device
+from seqrec.settings import build_run_config
+from seqrec.training import STOP, TrainState, fit, load_checkpoint, make_regime, resolve_device, save_checkpoint
+
+EXAMPLE_BYTES = 32       # per training event and window position: int64 indices, values and masks while gathering
 
 
 def split_for(log: Interactions, cfg: RunConfig) -> tuple[Interactions, Split, int]:
@@ -34,22 +40,44 @@ def split_for(log: Interactions, cfg: RunConfig) -> tuple[Interactions, Split, i
     return log, split_fn(log), dropped
 
 
-def train(log: Interactions, cfg: RunConfig, progress: bool | None = None) -> TrainResult:
+def _plan_memory(cfg: RunConfig, L: int, split: Split, num_users: int, num_items: int) -> None:
+    spec = MODELS[cfg.model]
+    width = L + max(cfg.train.T, 1) + 1
+    needs = {"training windows": len(split.train.items) * width * EXAMPLE_BYTES}
+    check_fits(needs, f"lower model_params.L (now {L}) or train.T (now {cfg.train.T})")
+    model = on_meta(lambda: spec.build(cfg.model_params, num_users, num_items))
+    check_fits(needs | {"model": model_bytes(model)}, "use a smaller model (model_params) or a smaller catalogue")
+
+
+def train(log: Interactions, cfg: RunConfig, progress: bool | None = None, checkpoint: Path | None = None,
+          resume: TrainState | None = None) -> TrainResult:
     """Split `log` by the protocols' split, train cfg.model on the training examples, evaluate every protocol.
 
     With train.early_stopping_metric set, the first protocol is evaluated on the validation cases after
     every epoch (history gets `valid/PROTOCOL/METRIC`), training stops after train.patience epochs
     without improvement, and the best epoch's weights are restored before the test evaluation.
+    checkpoint: a folder written after every epoch (seqrec.training.checkpoint); `resume` continues
+    from such a state, giving the numbers of an uninterrupted run.
     """
     started = time.perf_counter()
     spec = MODELS[cfg.model]
     L = spec.history(cfg.model_params)
+    if resume is not None and resume.extra["dataset_sha256"] != log.checksum:
+        raise ConfigError(f"the data has changed since the interrupted run started (sha256 {log.checksum[:12]}..., "
+                          f"the run's {resume.extra['dataset_sha256'][:12]}...); start a new run instead")
     log, split, dropped = split_for(log, cfg)
+    _plan_memory(cfg, L, split, log.num_users, log.num_items)
     torch.manual_seed(cfg.seed)
     model = spec.build(cfg.model_params, log.num_users, log.num_items)
     regime = make_regime(spec.regime, cfg.train, log.num_items)
     examples = regime.examples(split.train, L)
-    sampler = NegativeSampler(split.train, log.num_items)
+    if len(examples) == 0:
+        longest = int(split.train.lengths.max(initial=0))
+        raise DataError(f"no training examples: with train.T={cfg.train.T} no training sequence is long enough "
+                        f"(the longest has {longest} item{'s' if longest != 1 else ''}); lower train.T or use "
+                        "longer histories")
+    sampled = cfg.train.loss in SAMPLED_LOSSES and not regime.counting
+    sampler = NegativeSampler(split.train, log.num_items) if sampled else None
     device = resolve_device(cfg.train.device)
     primary, metric = cfg.eval.protocols[0], cfg.train.early_stopping_metric
     cases = stages(split)
@@ -68,6 +96,8 @@ def train(log: Interactions, cfg: RunConfig, progress: bool | None = None) -> Tr
 
     stopper = EarlyStopping(metric, cfg.train.patience) if metric is not None else None
     curve_stage = "valid" if split.valid is not None else "test"
+    if resume is not None and stopper is not None:
+        stopper.load_state(resume.extra["early_stopping"], resume.extra_tensors)
 
     def each_epoch(epoch: int, model: nn.Module) -> dict[str, float] | None:
         if stopper is None and (not cfg.train.eval_every or epoch % cfg.train.eval_every):
@@ -80,8 +110,15 @@ def train(log: Interactions, cfg: RunConfig, progress: bool | None = None) -> Tr
             record[STOP] = stopper.step(epoch, metrics[primary][key], model)
         return record
 
+    def save(state: TrainState) -> None:
+        state.extra = {"config": cfg.to_dict(), "dataset_sha256": log.checksum}
+        if stopper is not None:
+            state.extra["early_stopping"], state.extra_tensors = stopper.state()
+        save_checkpoint(state, checkpoint)
+
     prepared = time.perf_counter()
-    history = fit(model, regime, examples, sampler, cfg.train, cfg.seed, each_epoch, progress)
+    history = fit(model, regime, examples, sampler, cfg.train, cfg.seed, each_epoch, progress, resume,
+                  save if checkpoint is not None else None)
     if stopper is not None:
         stopper.restore(model)
     trained = time.perf_counter()
@@ -92,17 +129,27 @@ def train(log: Interactions, cfg: RunConfig, progress: bool | None = None) -> Tr
     timings = {"prepare_seconds": prepared - started, "train_seconds": train_seconds,
                "eval_seconds": evaluated - trained, "total_seconds": evaluated - started,
                "train_windows_per_second": history.windows_seen / train_seconds if train_seconds else 0.0,
-               "windows_per_epoch": len(examples)}
+               "windows_per_epoch": len(examples), "threads": torch.get_num_threads()}
     dataset = {"name": cfg.data.path or cfg.data.dataset, "sha256": log.checksum, "num_users": log.num_users,
                "num_items": log.num_items, "num_events": len(log), "device": str(device),
                "split": split_family(cfg.eval.protocols), "dropped_users": dropped,
-               "cases": {stage: len(c) for stage, c in cases.items()}, "source": log.source}
+               "cases": {stage: len(c) for stage, c in cases.items()},
+               "repeat_cases": {stage: repeat_cases(c) for stage, c in cases.items()}, "source": log.source}
     return TrainResult(model.cpu().eval(), cfg, metrics, history.epochs, timings, count_parameters(model), dataset,
                        validation, stopper.best_epoch if stopper is not None else None, log, notes)
 
 
-def run(log: Interactions, cfg: RunConfig, out_dir: Path, progress: bool | None = None) -> TrainResult:
-    """Train and evaluate `cfg` on `log`, then write the run folder: OUT/metrics.json and OUT/bundle."""
-    result = train(log, cfg, progress)
+def run(log: Interactions, cfg: RunConfig, out_dir: Path, progress: bool | None = None,
+        resume: TrainState | None = None) -> TrainResult:
+    """Train and evaluate `cfg` on `log`, checkpointing into OUT/checkpoint after every epoch, then write the
+    run folder: OUT/metrics.json and OUT/bundle, together, replacing what was there (the checkpoint too)."""
+    check_run_folder(out_dir)
+    result = train(log, cfg, progress, out_dir / CHECKPOINT, resume)
     write_run(result, out_dir)
     return result
+
+
+def interrupted(out_dir: Path) -> tuple[RunConfig, TrainState]:
+    """The settings and the last checkpointed state of the interrupted run in `out_dir`."""
+    state = load_checkpoint(out_dir / CHECKPOINT)
+    return build_run_config(state.extra["config"], str(out_dir / CHECKPOINT)), state

@@ -17,7 +17,8 @@ def results_table(result: TrainResult) -> Table:
     for column in ("protocol", "metric", "seqrec", "book"):
         table.add_column(column, justify="left" if column in ("protocol", "metric") else "right")
     for protocol, metrics in result.metrics.items():
-        for name in SHOWN.get(protocol, tuple(n for n in metrics if not n.startswith("hit@"))):
+        shown = [n for n in SHOWN.get(protocol, ()) if n in metrics] or [n for n in metrics if not n.startswith("hit@")]
+        for name in shown:
             book = BOOK_FIGURES.get((protocol, name))
             table.add_row(protocol, name, f"{metrics[name]:.3f}", "" if book is None else f"{book:.3f}")
     t, losses = result.timings, [e["loss"] for e in result.history if "loss" in e]

@@ -1,5 +1,9 @@
 """A run's results: `TrainResult` (whose `to_json` is the metrics.json schema) and the run folder,
-OUT/metrics.json beside OUT/bundle/, written by `write_run` for every command that trains."""
+OUT/metrics.json beside OUT/bundle/, written together by `write_run` for every command that trains.
+
+While training, OUT/checkpoint/ holds the state after the last finished epoch (`seqrec train --resume
+OUT` continues from it); writing the run folder replaces the whole folder, checkpoint included.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +17,13 @@ from typing import Any
 from torch import nn
 
 from seqrec import bundle as bundles
+from seqrec.atomic import write_folder
 from seqrec.config import RunConfig
 from seqrec.data.interactions import Interactions
+from seqrec.errors import SeqrecError
 
-METRICS_FILE = "metrics.json"
+METRICS_FILE, CHECKPOINT = "metrics.json", "checkpoint"
+RUN_ENTRIES = {METRICS_FILE, bundles.BUNDLE_SUBDIR, CHECKPOINT}
 
 
 @dataclass
@@ -48,10 +55,29 @@ def package_versions() -> dict[str, str]:
     return {"python": platform.python_version()} | {name: version(name) for name in names}
 
 
-def write_run(result: TrainResult, out_dir: Path) -> tuple[Path, Path]:
-    """Write OUT/metrics.json and the bundle OUT/bundle (atomically; see seqrec.bundle); returns both paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    metrics = out_dir / METRICS_FILE
-    metrics.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+def check_run_folder(out_dir: Path) -> None:
+    """Refuse, before any training, an OUT that a run folder may not replace: a file, or a folder holding
+    anything but a run's own entries (e.g. events.sqlite of `seqrec serve`: a new model must not replay
+    the old model's events)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SeqrecError(f"--out {out_dir}: is a file; a run writes a folder (metrics.json and bundle/)")
+    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in RUN_ENTRIES) if out_dir.is_dir() else []
+    if foreign:
+        raise SeqrecError(f"--out {out_dir}: holds {', '.join(foreign[:5])}, which a run folder does not; a new run "
+                          "replaces the whole folder, so move them away or choose another --out")
+
+
+def write_run(result: TrainResult, out_dir: Path) -> Path:
+    """Write OUT/metrics.json and the bundle OUT/bundle together: both are swapped in at once (seqrec.atomic),
+    so OUT never holds the metrics of one run beside the bundle of another. Nothing non-finite is written."""
+    try:
+        text = json.dumps(result.to_json(), indent=2, allow_nan=False)
+    except ValueError:
+        raise SeqrecError("a metric or setting of this run is NaN or infinite; refusing to write it") from None
     made = bundles.make_bundle(result.model, result.log, result.config, result.metrics)
-    return metrics, bundles.save_bundle(made, out_dir / bundles.BUNDLE_SUBDIR)
+
+    def fill(folder: Path) -> None:
+        (folder / METRICS_FILE).write_text(text + "\n")
+        bundles.write_bundle_files(made, folder / bundles.BUNDLE_SUBDIR)
+
+    return write_folder(out_dir, fill)

@@ -28,3 +28,13 @@ class EarlyStopping:
     def restore(self, model: nn.Module) -> None:
         if self._best_state is not None:
             model.load_state_dict(self._best_state)
+
+    def state(self) -> tuple[dict[str, float | int | None], dict[str, Tensor]]:
+        """(JSON-able numbers, the best weights) for a checkpoint; `load_state` takes them back."""
+        value = self.best_value if math.isfinite(self.best_value) else None
+        return {"best_epoch": self.best_epoch, "best_value": value}, self._best_state or {}
+
+    def load_state(self, numbers: dict[str, float | int | None], weights: dict[str, Tensor]) -> None:
+        self.best_epoch = int(numbers["best_epoch"])
+        self.best_value = -math.inf if numbers["best_value"] is None else float(numbers["best_value"])
+        self._best_state = dict(weights) or None

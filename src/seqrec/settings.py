@@ -7,9 +7,12 @@ config that `RunConfig` carries.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from seqrec.config import RunConfig, build_sections, load_toml, merge_settings, nest_settings
 from seqrec.data.catalog import DATASETS
@@ -41,6 +44,7 @@ def _check_names(cfg: RunConfig, where: str) -> None:
     if unknown:
         raise ConfigError(f"unknown protocol {unknown[0]!r}; known: {', '.join(PROTOCOLS)}")
     split_family(evaluation.protocols)
+    _check_device(train.device)
     metric = train.early_stopping_metric
     if metric is not None:
         primary = evaluation.protocols[0]
@@ -51,9 +55,30 @@ def _check_names(cfg: RunConfig, where: str) -> None:
                               f"{primary}; known: {shown}")
 
 
+def _check_device(name: str) -> None:
+    if name == "auto":
+        return
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"train.device must be auto, cpu, cuda or cuda:N, got {name!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device={name!r} but this machine has no CUDA device; use auto or cpu")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"train.device={name!r} but this machine has {torch.cuda.device_count()} CUDA device(s)")
+
+
 def build_run_config(raw: Mapping[str, Any], where: str = "config") -> RunConfig:
-    """A validated RunConfig from a nested mapping; unknown names and keys are errors, not defaults."""
+    """A validated RunConfig from a nested mapping; unknown names and keys are errors, not defaults.
+
+    train.early_stopping_metric "auto" becomes the first protocol's selection metric (ndcg@10 for the
+    leave-one-out protocols, map for caser-paper, mrr@10 for session).
+    """
     seed, data, train, evaluation = build_sections(raw, where)
+    if train.early_stopping_metric == "auto":
+        primary = evaluation.protocols[0] if evaluation.protocols else None
+        train = dataclasses.replace(train, early_stopping_metric=PROTOCOLS[primary].selection
+                                    if primary in PROTOCOLS else None)
     model = str(raw.get("model", DEFAULT_MODEL))
     if model not in MODELS:
         raise ConfigError(f"{where}: unknown model {model!r}; known: {', '.join(sorted(MODELS))}")

@@ -10,7 +10,7 @@ import polars as pl
 
 from seqrec.data.filters import Filters, apply_filters
 from seqrec.data.interactions import IdMap, Interactions
-from seqrec.data.readers import to_interactions
+from seqrec.data.readers import canonical_integers, read_bytes, read_text, to_interactions
 from seqrec.datasets import ITEMS_FILE, ML100K_RATINGS_SHA256, RATINGS_FILE, file_digest
 from seqrec.errors import DataError
 
@@ -18,18 +18,11 @@ RATING_COLUMNS = ("user", "item", "rating", "timestamp")
 
 
 def read_delimited_integers(path: Path, separator: str, columns: tuple[str, ...]) -> pl.DataFrame:
-    """A strict reader for headerless integer tables: every line must have len(columns) integer fields.
+    """A strict reader for headerless integer tables: every line must have len(columns) canonical integer fields.
 
     Raises DataError naming the file, 1-based line, column and offending value.
     """
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except UnicodeDecodeError as err:
-        line = path.read_bytes()[: err.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not valid text (byte {err.object[err.start]:#04x})") from None
-    lines = pl.Series("line", text.split("\n"))
+    lines = pl.Series("line", read_text(path).split("\n"))
     if len(lines) and lines[-1] == "":
         lines = lines[:-1]
     if len(lines) == 0:
@@ -41,7 +34,7 @@ def read_delimited_integers(path: Path, separator: str, columns: tuple[str, ...]
         raise DataError(f"{path}:{line + 1}: expected {len(columns)} fields ({', '.join(columns)}) separated by "
                         f"{separator!r}, found {counts[line]}: {lines[line]!r} (file truncated or corrupt?)")
     frame = pl.DataFrame({name: fields.list.get(i) for i, name in enumerate(columns)})
-    parsed = frame.select(pl.col(name).str.strip_chars().str.to_integer(strict=False) for name in columns)
+    parsed = pl.DataFrame({name: canonical_integers(frame[name]) for name in columns})
     for name in columns:
         if (bad := np.flatnonzero(parsed[name].is_null().to_numpy())).size:
             line = int(bad[0])
@@ -54,9 +47,9 @@ def read_titles(path: Path, item_map: IdMap) -> np.ndarray | None:
     """Titles aligned with item indices ((num_items + 1,), index 0 empty); None when the file is absent."""
     if not path.is_file():
         return None
-    lines = pl.Series(path.read_bytes().decode("latin-1").splitlines())
+    lines = pl.Series(read_bytes(path).decode("latin-1").splitlines())
     fields = lines.filter(lines != "").str.split("|")
-    ids = fields.list.get(0).str.to_integer(strict=False).to_numpy()
+    ids = canonical_integers(fields.list.get(0)).to_numpy()
     titles = np.full(len(item_map) + 1, "", dtype=object)
     known = ~np.isnan(ids.astype(float))
     index = item_map.to_index(ids[known].astype(np.int64))

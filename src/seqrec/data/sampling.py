@@ -15,11 +15,12 @@ class NegativeSampler:
         self.num_items = num_items
         self._stride = num_items + 1
         users = np.repeat(seen.users, seen.lengths)
-        self._keys = np.unique(users * self._stride + seen.items)     # sorted (user, item) pairs
-        per_user = np.bincount(users, minlength=int(users.max(initial=0)) + 1)
-        full = np.flatnonzero(per_user >= num_items)
+        self._keys = np.unique(users * self._stride + seen.items)     # sorted distinct (user, item) pairs
+        self.distinct = np.bincount(self._keys // self._stride)        # distinct items per user index
+        full = np.flatnonzero(self.distinct >= num_items)
         if full.size:
-            raise SeqrecError(f"user index {full[0]} has interacted with every item; no negative can be sampled")
+            raise SeqrecError(f"user index {full[0]} has interacted with every one of the {num_items} items, so no "
+                              "negative can be sampled for it; use a full loss (train.loss=softmax)")
 
     def is_seen(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         keys = users * self._stride + items

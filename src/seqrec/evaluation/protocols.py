@@ -43,6 +43,7 @@ class Protocol:
     max_candidate: str = "num_items"    # "num_users": the book's bug caps candidates at index num_users
     repeats_flag: bool = True           # False: the book's exclusion is part of the protocol, not a choice
     mrr_at_k: bool = False              # also report MRR@k (MRR counting only ranks below k)
+    selection: str = "ndcg@10"          # the validation metric early stopping uses for "auto"
 
 
 PROTOCOLS = {
@@ -50,8 +51,8 @@ PROTOCOLS = {
     "d2l-fixed": Protocol("d2l-fixed", "d2l", (10, 50), ("hit@50", "auc"), repeats_flag=False),
     "loo-full": Protocol("loo-full", "loo", (5, 10, 20), ("hr@10", "ndcg@10")),
     "loo-sampled": Protocol("loo-sampled", "loo", (5, 10, 20), ("hr@10", "ndcg@10"), candidates="sampled"),
-    "caser-paper": Protocol("caser-paper", "caser-paper", (1, 5, 10), ("precision@10", "map")),
-    "session": Protocol("session", "session", (5, 10, 20), ("hr@10", "mrr@10"), mrr_at_k=True),
+    "caser-paper": Protocol("caser-paper", "caser-paper", (1, 5, 10), ("precision@10", "map"), selection="map"),
+    "session": Protocol("session", "session", (5, 10, 20), ("hr@10", "mrr@10"), mrr_at_k=True, selection="mrr@10"),
 }
 
 
@@ -88,11 +89,10 @@ def sampled_negatives(seen: Sequences, users: np.ndarray, num_items: int, n: int
     the same candidates. Duplicates are redrawn until each row holds n distinct items.
     """
     sampler = NegativeSampler(seen, num_items)
-    counts = np.zeros(int(seen.users.max(initial=0)) + 1, np.int64)
-    counts[seen.users] = seen.lengths
-    short = np.flatnonzero(num_items - counts[users] < n)
+    unseen = num_items - sampler.distinct[users]
+    short = np.flatnonzero(unseen < n)
     if short.size:
-        raise ConfigError(f"eval.num_sampled={n} exceeds the {num_items - counts[users[short[0]]]} items user index "
+        raise ConfigError(f"eval.num_sampled={n} exceeds the {unseen[short[0]]} items user index "
                           f"{users[short[0]]} has not interacted with; lower eval.num_sampled")
     rng = np.random.default_rng(seed)
     out = sampler.sample(users, n, rng)
@@ -119,6 +119,16 @@ def sampled_candidates(log: Interactions, split: Split, protocols: tuple[str, ..
             for i, (stage, cases) in enumerate(stages(split).items())}
 
 
+def repeat_cases(cases: EvalCases) -> int:
+    """How many cases have a target that is also an item of their history (repeat consumption)."""
+    targets = cases.targets if isinstance(cases.targets, Sequences) else Sequences(
+        cases.users, np.arange(len(cases) + 1, dtype=np.int64), np.asarray(cases.targets))
+    stride = int(max(targets.items.max(initial=0), cases.exclude.items.max(initial=0))) + 1
+    seen = cases.exclude.row_of_each_item() * stride + cases.exclude.items
+    hit = np.isin(targets.row_of_each_item() * stride + targets.items, seen)
+    return int(np.unique(targets.row_of_each_item()[hit]).size)
+
+
 def candidate_mask(protocol: Protocol, exclude_rows: Tensor, exclude_items: Tensor, batch: int,
                    num_users: int, num_items: int) -> Tensor:
     """(batch, num_items + 1) bool: True where an item may be ranked. Padding (column 0) never is."""
@@ -133,7 +143,11 @@ def ranks_of(scores: Tensor, candidates: Tensor, rows: Tensor, items: Tensor) ->
     """0-based rank of item items[j] in row rows[j] among that row's candidates, ties counted against it.
 
     scores (B, I), candidates bool (B, I), rows (n,), items (n,) -> ranks (n,) float, inf if not a candidate.
+    A non-finite score (NaN, +-inf: a diverged model) counts as -inf, so it never ranks above anything and
+    a target with one ranks last.
     """
+    if not torch.isfinite(scores).all():
+        scores = scores.masked_fill(~torch.isfinite(scores), -torch.inf)
     target_scores = scores[rows, items]
     ahead = ((scores[rows] >= target_scores[:, None]) & candidates[rows]).sum(1) - 1
     return torch.where(candidates[rows, items], ahead.float(), torch.inf)
@@ -156,7 +170,9 @@ def evaluate(model: SequentialRecommender, cases: EvalCases, protocol: str, L: i
     """Rank every case's target(s) under `protocol`; returns flat metrics (the caller keys them by protocol).
 
     ks: cut-offs (empty: the protocol's own). negatives (B, N): the sampled candidates of `loo-sampled`
-    (see `sampled_negatives`). allow_repeats: rank items already in the history (repeat consumption).
+    (see `sampled_negatives`). Items of the history are not ranked, except the target itself, which is
+    always a candidate (a repeat of an earlier item can be predicted); allow_repeats ranks every item of
+    the history too. The d2l protocols keep the book's rule: training items are never candidates.
     """
     spec, ks = PROTOCOLS[protocol], ks or PROTOCOLS[protocol].ks
     if spec.candidates == "sampled" and negatives is None:
@@ -176,9 +192,11 @@ def evaluate(model: SequentialRecommender, cases: EvalCases, protocol: str, L: i
             mask = torch.zeros(stop - start, num_items + 1, dtype=torch.bool, device=device)
             mask.scatter_(1, torch.as_tensor(negatives[start:stop], device=device), True)
             mask[torch.arange(stop - start, device=device), t_items[start:stop]] = True
-        else:
-            mask = candidate_mask(spec, ex_rows[lo:hi] - start, ex_items[lo:hi], stop - start, num_users, num_items)
         tlo, thi = int(t_ptr[start]), int(t_ptr[stop])
+        if spec.candidates != "sampled":
+            mask = candidate_mask(spec, ex_rows[lo:hi] - start, ex_items[lo:hi], stop - start, num_users, num_items)
+            if spec.repeats_flag:                      # a target that repeats a history item is still ranked
+                mask[t_rows[tlo:thi] - start, t_items[tlo:thi]] = True
         scores = model.score_all(users[start:stop], seqs[start:stop])
         ranks.append(ranks_of(scores, mask, t_rows[tlo:thi] - start, t_items[tlo:thi]))
         counts.append(mask.sum(1))

@@ -70,6 +70,6 @@ SPEC = ModelSpec(
     presets={
         "bert4rec": {"model_params": {"L": 50, "embedding_dim": 64, "num_blocks": 2, "num_heads": 2, "dropout": 0.2},
                      "train": {"loss": "softmax", "lr": 1e-3, "batch_size": 64, "epochs": 200, "mask_prob": 0.2,
-                               "early_stopping_metric": "ndcg@10", "patience": 10}},
+                               "early_stopping_metric": "auto", "patience": 10}},
     },
 )

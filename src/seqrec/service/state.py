@@ -1,7 +1,8 @@
 """Each user's history as the service sees it: the bundle's, followed by the events stored since.
 
 Events are kept per user ordered by (timestamp, store id), so replaying the store on start and
-applying events as they arrive (in any order) give the same state. Only the last L events per
+applying events as they arrive (in any order, from any replica) give the same state, provided
+each event is applied once (EventStore.catch_up sees to that). Only the last L events per
 user are needed for the model input; every applied item is remembered as seen. `state` gives
 seqrec.recommend what it needs, so the service recommends through the library's one path.
 """
@@ -33,9 +34,9 @@ class LiveHistories:
         index = self.bundle.user_index(list(users))
         return index, [int(i) if i else str(u) for i, u in zip(index, users, strict=True)]
 
-    def apply(self, events: Sequence[StoredEvent]) -> tuple[list[Any], list[Any]]:
-        """Apply stored events; returns (unknown item ids, new user ids), each distinct, in order."""
-        user_idx, keys = self._keys([e.user for e in events])
+    def apply(self, events: Sequence[StoredEvent]) -> None:
+        """Lay stored events over the users' histories; events of items the bundle does not know are skipped."""
+        _, keys = self._keys([e.user for e in events])
         item_idx = self.bundle.item_index([e.item for e in events])
         L = self.bundle.L
         with self._lock:
@@ -46,9 +47,11 @@ class LiveHistories:
                 bisect.insort(recent, (event.timestamp, event.id, item))
                 del recent[: max(len(recent) - L, 0)]
                 self._seen.setdefault(key, set()).add(item)
-        unknown = [e.item for e, i in zip(events, item_idx, strict=True) if not i]
-        new = [e.user for e, i in zip(events, user_idx, strict=True) if not i]
-        return list(dict.fromkeys(unknown)), list(dict.fromkeys(new))
+
+    def unknown(self, events: Sequence[tuple[Any, Any, int]]) -> tuple[list[Any], list[Any]]:
+        """(item ids, user ids) of (user, item, timestamp) events that the bundle does not know, each once, in order."""
+        users, items = [e[0] for e in events], [e[1] for e in events]
+        return _absent(items, self.bundle.item_index(items)), _absent(users, self.bundle.user_index(users))
 
     def state(self, users: Sequence[Any]) -> UserState:
         """The bundle's state of `users` with each one's events laid over it."""
@@ -68,3 +71,7 @@ class LiveHistories:
                 items.append(seen)
                 known[row] = True
         return UserState(stored.index, recent, np.concatenate(rows), np.concatenate(items), known)
+
+
+def _absent(ids: list[Any], index: np.ndarray) -> list[Any]:
+    return list(dict.fromkeys(i for i, found in zip(ids, index.tolist(), strict=True) if not found))
