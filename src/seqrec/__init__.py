@@ -3,10 +3,11 @@
 import os
 from importlib.metadata import PackageNotFoundError, version
 
-# OpenMP threads that spin while they wait make PyTorch 10-60x slower on a machine whose cores other
-# work shares (measured: 3,300 against 94,000 windows/s); sleeping waits cost little on a quiet one.
-# This must be set before torch loads; it changes no result (the thread count is what results depend on).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# PyTorch's OpenMP threads spin for about 300,000 rounds before they sleep: on a machine whose cores other
+# work shares, that made training 10-60x slower (the book's Caser, 2 threads: 5,600 windows/s beside
+# another job). A spin of 3,000 rounds keeps the quiet-machine speed and gives 15x the shared-machine
+# speed (benchmarks/bench_threads.py). It must be set before torch loads; it changes no result.
+os.environ.setdefault("GOMP_SPINCOUNT", "3000")
 
 try:
     __version__ = version("seqrec")
