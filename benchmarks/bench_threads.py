@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from readme_section import replace_section  # noqa: E402
+from readme_section import replace_section
 
 SPINS = {"300000 (PyTorch's default)": "300000", "3000 (seqrec's default)": "3000", "0 (sleep at once)": "0"}
 CODE = """
