@@ -187,3 +187,5 @@ def test_a_run_folder_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
     assert json.loads(before)["seed"] == first.config.seed == 0
     # the old run is whole; the failed one left its last checkpoint, to resume from
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["bundle", "checkpoint", "metrics.json"]
+    (tmp_path / "run" / ".checkpoint.tmp-x1y2").mkdir()             # a kill during a checkpoint write
+    runs.check_run_folder(tmp_path / "run")

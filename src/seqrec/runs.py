@@ -55,13 +55,19 @@ def package_versions() -> dict[str, str]:
     return {"python": platform.python_version()} | {name: version(name) for name in names}
 
 
+def _of_a_run(name: str) -> bool:
+    """A run's own entry, or the temporary sibling an interrupted atomic write of one left (seqrec.atomic)."""
+    return name in RUN_ENTRIES or any(name.startswith(f".{entry}.{kind}-") for entry in RUN_ENTRIES
+                                      for kind in ("tmp", "old"))
+
+
 def check_run_folder(out_dir: Path) -> None:
     """Refuse, before any training, an OUT that a run folder may not replace: a file, or a folder holding
     anything but a run's own entries (e.g. events.sqlite of `seqrec serve`: a new model must not replay
     the old model's events)."""
     if out_dir.exists() and not out_dir.is_dir():
         raise SeqrecError(f"--out {out_dir}: is a file; a run writes a folder (metrics.json and bundle/)")
-    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in RUN_ENTRIES) if out_dir.is_dir() else []
+    foreign = sorted(p.name for p in out_dir.iterdir() if not _of_a_run(p.name)) if out_dir.is_dir() else []
     if foreign:
         raise SeqrecError(f"--out {out_dir}: holds {', '.join(foreign[:5])}, which a run folder does not; a new run "
                           "replaces the whole folder, so move them away or choose another --out")
