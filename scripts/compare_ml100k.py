@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 # Every baseline with its preset, then Caser: the book's settings, the paper's, and the tuned preset.
-MODELS = "pop,markov,bprmf,gru4rec,sasrec,caser:d2l,caser:paper,caser:tuned"
+MODELS = "pop,markov,bprmf,gru4rec,sasrec,bert4rec,caser:d2l,caser:paper,caser:tuned"
 
 
 def main() -> None:

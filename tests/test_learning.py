@@ -55,6 +55,18 @@ def test_sampled_losses_train_positionwise_and_masked_models_too(chain, name, lo
     assert run(chain, name, loss=loss, num_negatives=4) > 5 * CHANCE
 
 
+@pytest.mark.parametrize(("name", "negatives"), [("sasrec", "popularity"), ("sasrec", "in-batch"),
+                                                ("gru4rec", "popularity"), ("bert4rec", "in-batch")])
+def test_shared_logq_corrected_negatives_train_sequence_models(chain, name, negatives):
+    assert run(chain, name, loss="sampled-softmax", negatives=negatives, num_negatives=32) > 5 * CHANCE
+
+
+def test_caser_learns_with_shared_negatives_too(chain):
+    from tests.test_training import run as run_caser
+    result = run_caser(chain, loss="sampled-softmax", negatives="popularity", num_negatives=32)
+    assert result.metrics["d2l-fixed"]["hr@10"] > 5 * CHANCE
+
+
 def test_bprmf_learns_which_items_go_together(chain):
     """BPR-MF ignores order, but the chain makes neighbouring items co-occur in users' histories."""
     raw = {"model": "bprmf", "seed": 0, "model_params": {"embedding_dim": 16},

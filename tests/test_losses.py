@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from seqrec.losses import FULL_LOSSES, SAMPLED_LOSSES, sampled_softmax_loss, softmax_loss
+from seqrec.losses import FULL_LOSSES, SAMPLED_LOSSES, corrected_softmax_loss, sampled_softmax_loss, softmax_loss
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLED_LOSSES))
@@ -58,3 +58,14 @@ def test_full_losses_are_finite_at_large_scores_and_push_the_target_up(name):
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(scores.grad).all()
     assert scores.grad[0, 2] < 0 and scores.grad[1, 1] < 0 and (scores.grad[:, 0] == 0).all()
+
+
+def test_corrected_softmax_over_every_item_drawn_once_is_the_full_softmax():
+    torch.manual_seed(0)
+    scores = torch.randn(4, 11)                                   # column 0 is padding
+    targets = torch.tensor([[3], [1], [10], [7]])
+    items = torch.arange(1, 11)                                   # every real item once: count 1, log count 0
+    zeros = torch.zeros(10)
+    hit = items[None, :] == targets
+    got = corrected_softmax_loss(scores.gather(1, targets)[:, 0], scores[:, 1:], hit, zeros[:4], zeros)
+    torch.testing.assert_close(got, softmax_loss(scores, targets))

@@ -42,6 +42,18 @@ def test_score_agrees_with_score_all_and_shapes_hold(name):
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
+def test_candidates_shared_by_every_row_score_as_if_given_to_each(name):
+    model, (users, seqs) = make(name), batch(name)
+    shared = torch.tensor([3, 1, 7, 3])
+    with torch.no_grad():
+        torch.testing.assert_close(model.score(users, seqs, shared), model.score(users, seqs, shared.expand(B, -1)))
+        if MODELS[name].regime in ("positions", "masked"):
+            L = seqs.size(1)
+            torch.testing.assert_close(model.score_positions(users, seqs, shared),
+                                       model.score_positions(users, seqs, shared.expand(B, L, -1)))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
 def test_padding_is_never_recommended_after_the_ranking_mask(name):
     model, (users, seqs) = make(name), batch(name)
     with torch.no_grad():
@@ -137,9 +149,10 @@ def test_counting_models_count_what_they_are_shown():
     for model in (pop, markov):
         model.fit_counts(users, inputs, targets)
     assert pop.counts.tolist() == [0, 0, 1, 0, 1]
-    expected = torch.zeros(5, 5)
-    expected[1, 2] = expected[2, 4] = expected[3, 4] = 1             # padding input 0 counts nothing
-    torch.testing.assert_close(markov.transitions, expected)
+    # C in CSR form (sparse since it scales to 10^5 items): 1 -> 2, 2 -> 4, 3 -> 4 once each; padding input 0
+    # counts nothing
+    assert markov.row_starts.tolist() == [0, 0, 1, 2, 3, 3] and markov.transition_items.tolist() == [2, 4, 4]
+    assert markov.transition_counts.tolist() == [1, 1, 1]
     # recency weights: the most recent input weighs L = 2, the one before it 1; backoff breaks ties
     scores = markov.score_all(torch.tensor([1]), torch.tensor([[3, 1]]))
     assert scores[0, 2] == 2 + 0.5 * 1 and scores[0, 4] == 1 + 0.5 * 1 and scores[0, 3] == 0

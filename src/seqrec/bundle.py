@@ -217,8 +217,10 @@ def _load_weights(folder: Path, meta: dict[str, Any]) -> nn.Module:
         weights = load_file(folder / WEIGHTS)
     except (SafetensorError, OSError) as err:
         raise SeqrecError(f"{folder / WEIGHTS}: cannot read weights ({err})") from None
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     found = {k: tuple(v.shape) for k, v in weights.items()}
+    sized_by_data = getattr(model, "sized_by_data", ())    # e.g. a sparse matrix's nonzeros: any length is right
+    expected = {k: found.get(k, tuple(v.shape)) if k in sized_by_data else tuple(v.shape)
+                for k, v in model.state_dict().items()}
     if found != expected:
         problems = [f"missing {k}" for k in expected.keys() - found.keys()]
         problems += [f"unexpected {k}" for k in found.keys() - expected.keys()]

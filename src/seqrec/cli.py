@@ -32,6 +32,7 @@ from seqrec.losses import LOSS_NAMES
 from seqrec.models.registry import MODELS, PRESETS
 from seqrec.report import results_table
 from seqrec.runs import check_run_folder
+from seqrec.training.distributed import launched_as_main
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Sequence-aware (next-item) recommendation.")
@@ -178,6 +179,8 @@ def train(
         cfg, state = api.resolve_run_config(preset, config, overrides), None
         check_run_folder(out)                      # before the data is read, not after training
     result = api.run(api.load_dataset(cfg.data), cfg, out, progress, state)
+    if not launched_as_main():
+        return
     console.print(results_table(result))
     if result.dataset.get("dropped_users"):
         console.print(f"dropped {result.dataset['dropped_users']} users with too few events for the protocol")
@@ -360,6 +363,22 @@ def sessions(
     configs = experiments.parse_model_specs(models, {"eval.protocols": ["session"], "data.session_gap": gap}
                                             | overrides)
     _grid_report(configs, seeds, _data_of(configs), out, "sessions", progress)
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Option(help="Log file to write: .parquet, .csv or .tsv (columns user, item, time, "
+                                           "in time order); the report goes to OUT with suffix .json.")],
+    events: Annotated[int, typer.Option(help="Number of events (at least 3 per user).")] = 100_000,
+    users: Annotated[int, typer.Option(help="Number of users.")] = 5_000,
+    items: Annotated[int, typer.Option(help="Number of items (at least 10).")] = 1_000,
+    seed: Annotated[int, typer.Option(help="Random seed; the same arguments write the same log.")] = 0,
+) -> None:
+    """Write a synthetic log with planted point and union rules, and the best HR@10 those rules allow."""
+    from seqrec.data.synthetic import write_synthetic
+
+    typer.echo(f"{write_synthetic(out, events, users, items, seed).describe()}; wrote {out} and "
+               f"{out.with_suffix('.json')}")
 
 
 def main() -> None:

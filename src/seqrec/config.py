@@ -21,6 +21,9 @@ from typing import Any
 
 from seqrec.errors import ConfigError
 
+PRECISIONS = ("fp32", "bf16", "fp16")
+NEGATIVES = ("uniform", "popularity", "in-batch")
+
 
 def _require(condition: bool, message: str) -> None:
     if not condition:
@@ -94,6 +97,9 @@ class TrainConfig:
     early_stopping_metric: str | None = None  # e.g. "ndcg@10" ("auto": the protocol's): validate every epoch
     patience: int = 5                   # stop after this many epochs without a better validation value
     mask_prob: float = 0.2              # regime "masked" (BERT4Rec): share of positions hidden per sequence
+    precision: str = "fp32"             # fp32 | bf16 | fp16 (CUDA): the forward pass under autocast
+    negatives: str = "uniform"          # uniform (per example, unseen items) | popularity | in-batch (shared by
+                                        #   the batch, logQ-corrected; loss sampled-softmax only)
 
     def __post_init__(self) -> None:
         _check_types(self, "train")
@@ -106,6 +112,12 @@ class TrainConfig:
         _require(self.eval_every >= 0, f"train.eval_every must be >= 0, got {self.eval_every}")
         _require(self.patience >= 1, f"train.patience must be >= 1, got {self.patience}")
         _require(0 < self.mask_prob < 1, f"train.mask_prob must be in (0, 1), got {self.mask_prob}")
+        _require(self.negatives in NEGATIVES, f"train.negatives must be one of {', '.join(NEGATIVES)}, "
+                                              f"got {self.negatives!r}")
+        _require(self.negatives == "uniform" or self.loss == "sampled-softmax",
+                 f"train.negatives={self.negatives} needs train.loss=sampled-softmax, got {self.loss!r}")
+        _require(self.precision in PRECISIONS, f"train.precision must be one of {', '.join(PRECISIONS)}, "
+                                               f"got {self.precision!r}")
 
 
 @dataclass(frozen=True)
@@ -115,6 +127,7 @@ class EvalConfig:
     batch_size: int = 1024              # users scored per step
     num_sampled: int = 100              # loo-sampled: negatives per case, drawn with the run's seed
     allow_repeats: bool = False         # rank items already in the history (repeat-consumption data)
+    max_users: int | None = None        # evaluate a seeded sample of at most this many cases (None: all)
 
     def __post_init__(self) -> None:
         _check_types(self, "eval")
@@ -124,6 +137,7 @@ class EvalConfig:
         _require(all(k >= 1 for k in self.ks), f"eval.ks must be positive, got {self.ks}")
         _require(self.batch_size >= 1, f"eval.batch_size must be >= 1, got {self.batch_size}")
         _require(self.num_sampled >= 1, f"eval.num_sampled must be >= 1, got {self.num_sampled}")
+        _require(self.max_users is None or self.max_users >= 1, f"eval.max_users must be >= 1, got {self.max_users}")
 
 
 @dataclass(frozen=True)

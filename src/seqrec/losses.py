@@ -60,6 +60,23 @@ def softmax_loss(scores: Tensor, targets: Tensor) -> Tensor:
     return ((log_z - scores.gather(-1, targets)) * real).sum() / real.sum().clamp(min=1)
 
 
+def corrected_softmax_loss(pos: Tensor, shared: Tensor, hit: Tensor, pos_log_count: Tensor,
+                           shared_log_count: Tensor) -> Tensor:
+    """Softmax cross-entropy of each positive against candidates shared by the batch, logQ-corrected
+    (Bengio & Senecal 2008; Yi et al., RecSys 2019):
+
+        -log( exp(s+ - log c+) / (exp(s+ - log c+) + sum_j exp(s_j - log c_j)) )
+
+    pos (P,) scores of the positives; shared (P, C) scores of the C shared candidates; hit (P, C) True
+    where a candidate is that row's positive (left out of the sum); log counts: log of the expected
+    number of times an item is among the candidates (P,) and (C,). With candidates drawn in proportion
+    to popularity, the correction makes the expected gradient that of the full softmax.
+    """
+    logits = (shared - shared_log_count).masked_fill(hit, -torch.inf)            # (P, C)
+    positive = (pos - pos_log_count).unsqueeze(1)                                # (P, 1)
+    return (torch.logsumexp(torch.cat([positive, logits], 1), 1) - positive.squeeze(1)).mean()
+
+
 SAMPLED_LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "bpr": bpr_loss, "hinge": hinge_loss, "bce": bce_loss, "sampled-softmax": sampled_softmax_loss}
 FULL_LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"softmax": softmax_loss}

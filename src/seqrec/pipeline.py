@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -13,9 +14,20 @@ from seqrec.data.filters import require_events
 from seqrec.data.interactions import Interactions
 from seqrec.data.sampling import NegativeSampler
 from seqrec.data.sessions import sessionize
-from seqrec.data.split import Split, stages
+from seqrec.data.split import EvalCases, Split, stages
 from seqrec.errors import ConfigError, DataError
-from seqrec.evaluation.protocols import SPLITS, evaluate, metric_key, repeat_cases, sampled_candidates, split_family
+from seqrec.evaluation.protocols import (
+    SPLITS,
+    case_sample,
+    evaluate,
+    metric_key,
+    metric_names,
+    repeat_cases,
+    sample_cases,
+    sampled_candidates,
+    split_family,
+    take_cases,
+)
 from seqrec.losses import SAMPLED_LOSSES
 from seqrec.memory import check_fits, model_bytes, on_meta
 from seqrec.models.base import count_parameters
@@ -24,6 +36,7 @@ from seqrec.runs import CHECKPOINT, TrainResult, check_run_folder, write_run
 from seqrec.selection import EarlyStopping
 from seqrec.settings import build_run_config
 from seqrec.training import STOP, TrainState, fit, load_checkpoint, make_regime, resolve_device, save_checkpoint
+from seqrec.training.distributed import Ranks, barrier, join, sum_over_ranks
 
 EXAMPLE_BYTES = 32       # per training event and window position: int64 indices, values and masks while gathering
 
@@ -38,6 +51,23 @@ def split_for(log: Interactions, cfg: RunConfig) -> tuple[Interactions, Split, i
         log = sessionize(log, cfg.data.session_gap)
     log, dropped = require_events(log, min_events, cfg.data.short_users, cfg.eval.protocols[0])
     return log, split_fn(log), dropped
+
+
+def _evaluate_shared(model: nn.Module, cases: EvalCases, protocol: str, L: int, num_users: int, num_items: int,
+                     cfg: RunConfig, negatives: np.ndarray | None, device: torch.device, ranks: Ranks
+                     ) -> dict[str, float]:
+    """`evaluate`, each process ranking every world-th case; the per-process means are combined by their counts."""
+    if ranks.world == 1:
+        return evaluate(model, cases, protocol, L, num_users, num_items, cfg.eval.ks, cfg.eval.batch_size, device,
+                        negatives, cfg.eval.allow_repeats)
+    rows = np.arange(len(cases))[ranks.rank::ranks.world]
+    mine = evaluate(model, take_cases(cases, rows), protocol, L, num_users, num_items, cfg.eval.ks,
+                    cfg.eval.batch_size, device, None if negatives is None else negatives[rows],
+                    cfg.eval.allow_repeats) if len(rows) else {}
+    names = metric_names(protocol, cfg.eval.ks, cfg.eval.num_sampled)
+    sums = torch.tensor([mine.get(name, 0.0) * len(rows) for name in names] + [len(rows)], dtype=torch.float64)
+    totals = sum_over_ranks(sums, ranks)
+    return {name: (totals[i] / totals[-1]).item() for i, name in enumerate(names)}
 
 
 def _plan_memory(cfg: RunConfig, L: int, split: Split, num_users: int, num_items: int) -> None:
@@ -67,32 +97,37 @@ def train(log: Interactions, cfg: RunConfig, progress: bool | None = None, check
                           f"the run's {resume.extra['dataset_sha256'][:12]}...); start a new run instead")
     log, split, dropped = split_for(log, cfg)
     _plan_memory(cfg, L, split, log.num_users, log.num_items)
+    device = resolve_device(cfg.train.device)
+    ranks = join(device)
     torch.manual_seed(cfg.seed)
     model = spec.build(cfg.model_params, log.num_users, log.num_items)
-    regime = make_regime(spec.regime, cfg.train, log.num_items)
+    if ranks.world > 1:                      # ranks start from rank 0's weights (DDP); dropout differs by rank
+        torch.manual_seed(cfg.seed + 1_000_003 * ranks.rank)
+    regime = make_regime(spec.regime, cfg.train, log.num_items,
+                         np.bincount(split.train.items, minlength=log.num_items + 1))
     examples = regime.examples(split.train, L)
     if len(examples) == 0:
         longest = int(split.train.lengths.max(initial=0))
         raise DataError(f"no training examples: with train.T={cfg.train.T} no training sequence is long enough "
                         f"(the longest has {longest} item{'s' if longest != 1 else ''}); lower train.T or use "
                         "longer histories")
-    sampled = cfg.train.loss in SAMPLED_LOSSES and not regime.counting
+    sampled = cfg.train.loss in SAMPLED_LOSSES and cfg.train.negatives == "uniform" and not regime.counting
     sampler = NegativeSampler(split.train, log.num_items) if sampled else None
-    device = resolve_device(cfg.train.device)
     primary, metric = cfg.eval.protocols[0], cfg.train.early_stopping_metric
-    cases = stages(split)
+    cases = {stage: sample_cases(c, cfg.eval.max_users, cfg.seed) for stage, c in stages(split).items()}
     notes = []
     if metric is not None and split.valid is None:
         notes.append(f"no early stopping: protocol {primary} has no validation split, so all {cfg.train.epochs} "
                      "epochs were trained (early stopping needs loo-full, loo-sampled or caser-paper)")
         metric = None
-    negatives = sampled_candidates(log, split, cfg.eval.protocols, cfg.eval.num_sampled, cfg.seed)
+    negatives = {stage: drawn[case_sample(len(stages(split)[stage]), cfg.eval.max_users, cfg.seed)]
+                 for stage, drawn in sampled_candidates(log, split, cfg.eval.protocols, cfg.eval.num_sampled,
+                                                         cfg.seed).items()}
 
     def evaluate_all(model: nn.Module, stage: str) -> dict[str, dict[str, float]]:
         model.eval()
-        return {p: evaluate(model, cases[stage], p, L, log.num_users, log.num_items, cfg.eval.ks,
-                            cfg.eval.batch_size, device, negatives.get(stage), cfg.eval.allow_repeats)
-                for p in cfg.eval.protocols}
+        return {p: _evaluate_shared(model, cases[stage], p, L, log.num_users, log.num_items, cfg,
+                                    negatives.get(stage), device, ranks) for p in cfg.eval.protocols}
 
     stopper = EarlyStopping(metric, cfg.train.patience) if metric is not None else None
     curve_stage = "valid" if split.valid is not None else "test"
@@ -118,7 +153,7 @@ def train(log: Interactions, cfg: RunConfig, progress: bool | None = None, check
 
     prepared = time.perf_counter()
     history = fit(model, regime, examples, sampler, cfg.train, cfg.seed, each_epoch, progress, resume,
-                  save if checkpoint is not None else None)
+                  save if checkpoint is not None else None, ranks)
     if stopper is not None:
         stopper.restore(model)
     trained = time.perf_counter()
@@ -129,7 +164,8 @@ def train(log: Interactions, cfg: RunConfig, progress: bool | None = None, check
     timings = {"prepare_seconds": prepared - started, "train_seconds": train_seconds,
                "eval_seconds": evaluated - trained, "total_seconds": evaluated - started,
                "train_windows_per_second": history.windows_seen / train_seconds if train_seconds else 0.0,
-               "windows_per_epoch": len(examples), "threads": torch.get_num_threads()}
+               "windows_per_epoch": len(examples), "threads": torch.get_num_threads(),
+               "processes": ranks.world}
     dataset = {"name": cfg.data.path or cfg.data.dataset, "sha256": log.checksum, "num_users": log.num_users,
                "num_items": log.num_items, "num_events": len(log), "device": str(device),
                "split": split_family(cfg.eval.protocols), "dropped_users": dropped,
@@ -145,7 +181,10 @@ def run(log: Interactions, cfg: RunConfig, out_dir: Path, progress: bool | None 
     run folder: OUT/metrics.json and OUT/bundle, together, replacing what was there (the checkpoint too)."""
     check_run_folder(out_dir)
     result = train(log, cfg, progress, out_dir / CHECKPOINT, resume)
-    write_run(result, out_dir)
+    ranks = join(resolve_device(cfg.train.device))
+    if ranks.main:                                                   # under torchrun, rank 0 alone writes
+        write_run(result, out_dir)
+    barrier(ranks)
     return result
 
 

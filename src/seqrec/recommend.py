@@ -20,6 +20,7 @@ import torch
 from seqrec.bundle import Bundle
 from seqrec.data.sequences import Sequences
 from seqrec.errors import SeqrecError
+from seqrec.evaluation.ranking import chunk_rows, writable
 
 
 class UnknownUserError(SeqrecError):
@@ -89,20 +90,21 @@ def top_k(bundle: Bundle, users: np.ndarray, seqs: np.ndarray, exclude_rows: np.
     """Best k items per row. users (B,), seqs (B, L) indices; (exclude_rows, exclude_items) pairs are masked.
 
     Returns items (B, k) int64 and scores (B, k) float32; a row with fewer than k candidates
-    ends in -inf scores (its items there are meaningless).
+    ends in -inf scores (its items there are meaningless). Rows are scored in chunks of at most
+    batch_size whose scores hold about 2^24 floats at most (`chunk_rows`), whatever the catalogue.
     """
     model, out_items, out_scores = bundle.model, [], []
     users_t, seqs_t = torch.as_tensor(users, dtype=torch.long), torch.as_tensor(seqs, dtype=torch.long)
-    rows_t, items_t = torch.as_tensor(exclude_rows, dtype=torch.long), torch.as_tensor(exclude_items, dtype=torch.long)
-    for start in range(0, len(users), batch_size):
-        stop = min(start + batch_size, len(users))
-        scores = model.score_all(users_t[start:stop], seqs_t[start:stop])          # (b, num_items + 1)
+    order = np.argsort(exclude_rows, kind="stable")                                 # each chunk's pairs: one slice
+    rows, items = np.asarray(exclude_rows, np.int64)[order], np.asarray(exclude_items, np.int64)[order]
+    step = chunk_rows(bundle.num_items, batch_size)
+    for start in range(0, len(users), step):
+        stop = min(start + step, len(users))
+        scores = writable(model.score_all(users_t[start:stop], seqs_t[start:stop]))  # (b, num_items + 1)
         scores[:, 0] = -torch.inf                                                   # padding is never an item
-        if start == 0 and stop == len(users):                                       # one chunk: no filtering
-            scores[rows_t, items_t] = -torch.inf
-        else:
-            chunk = (rows_t >= start) & (rows_t < stop)
-            scores[rows_t[chunk] - start, items_t[chunk]] = -torch.inf
+        lo, hi = np.searchsorted(rows, [start, stop])
+        flat = (rows[lo:hi] - start) * scores.size(1) + items[lo:hi]                # flat index_put: fast on CPU
+        scores.view(-1)[torch.as_tensor(flat, device=scores.device)] = -torch.inf
         values, indices = torch.topk(scores, k, dim=1)                              # (b, k)
         out_items.append(indices)
         out_scores.append(values)

@@ -22,6 +22,7 @@ from seqrec.errors import ConfigError
 from seqrec.evaluation.protocols import PROTOCOLS, metric_key, metric_names, split_family
 from seqrec.losses import LOSS_NAMES
 from seqrec.models.registry import MODELS, PRESETS, model_config
+from seqrec.training import resolve_device
 
 DEFAULT_MODEL = "caser"
 
@@ -45,6 +46,7 @@ def _check_names(cfg: RunConfig, where: str) -> None:
         raise ConfigError(f"unknown protocol {unknown[0]!r}; known: {', '.join(PROTOCOLS)}")
     split_family(evaluation.protocols)
     _check_device(train.device)
+    _check_precision(train.precision, train.device)
     metric = train.early_stopping_metric
     if metric is not None:
         primary = evaluation.protocols[0]
@@ -66,6 +68,11 @@ def _check_device(name: str) -> None:
         raise ConfigError(f"train.device={name!r} but this machine has no CUDA device; use auto or cpu")
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
         raise ConfigError(f"train.device={name!r} but this machine has {torch.cuda.device_count()} CUDA device(s)")
+
+
+def _check_precision(precision: str, device: str) -> None:
+    if precision == "fp16" and resolve_device(device).type != "cuda":
+        raise ConfigError("train.precision=fp16 needs a CUDA device (on the CPU use bf16 or fp32)")
 
 
 def build_run_config(raw: Mapping[str, Any], where: str = "config") -> RunConfig:

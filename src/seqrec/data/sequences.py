@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
+
+ArrayLike = TypeVar("ArrayLike")          # a numpy array or a torch tensor: Windows.split takes either
 
 
 @dataclass(frozen=True)
@@ -51,14 +54,59 @@ def _gather_ending_at(items: np.ndarray, ends: np.ndarray, starts: np.ndarray, w
 
 @dataclass(frozen=True)
 class Windows:
-    """Training examples: users (W,), inputs (W, L) of previous items, targets (W, T) of next items."""
+    """Training examples as offsets into one item array: nothing is copied per example.
+
+    Example w is the `width` items of the training sequences ending at items[ends[w]], left-padded
+    with 0 before starts[w] (the first item of its sequence): memory is linear in events, not in
+    events x width. `layout` says how an example splits into inputs and targets:
+    "next": L inputs then T targets (the L inputs are the last L of the first width - T items);
+    "positions": L + 1 items, inputs[:, t] = items[:, t] and targets[:, t] = items[:, t + 1] (0 after padding);
+    "masked": L items, inputs and targets alike (the regime hides some).
+
+    users, ends, starts: (W,) int64; items: (N,) int64.
+    """
 
     users: np.ndarray
-    inputs: np.ndarray
-    targets: np.ndarray
+    ends: np.ndarray
+    starts: np.ndarray
+    items: np.ndarray
+    layout: str
+    width: int
+    L: int
+    T: int
 
     def __len__(self) -> int:
         return len(self.users)
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), width) the items of examples `rows`."""
+        return _gather_ending_at(self.items, self.ends[rows], self.starts[rows], self.width)
+
+    def split(self, chunk: ArrayLike) -> tuple[ArrayLike, ArrayLike]:
+        """(inputs, targets) of examples (B, width), numpy arrays or tensors alike."""
+        if self.layout == "next":
+            return chunk[:, self.width - self.T - self.L: self.width - self.T], chunk[:, self.width - self.T:]
+        if self.layout == "positions":
+            inputs = chunk[:, : self.L]
+            return inputs, chunk[:, 1:] * (inputs != 0)
+        return chunk, chunk
+
+    @property
+    def inputs(self) -> np.ndarray:
+        """(W, L) every example's inputs, materialised (for tests and counting models)."""
+        return self.split(self.take(np.arange(len(self))))[0]
+
+    @property
+    def targets(self) -> np.ndarray:
+        """(W, T) or (W, L) every example's targets, materialised."""
+        return self.split(self.take(np.arange(len(self))))[1]
+
+
+def _examples(seqs: Sequences, counts: np.ndarray, first_end: np.ndarray, step: int) -> tuple[np.ndarray, ...]:
+    """users, ends, starts of `counts` examples per sequence, ending at first_end + k * step (k = 0, 1, ...)."""
+    seq = np.repeat(np.arange(len(seqs)), counts)
+    offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    return seqs.users[seq], first_end[seq] + offset * step, seqs.indptr[:-1][seq]
 
 
 def make_windows(seqs: Sequences, L: int, T: int = 1) -> Windows:
@@ -71,27 +119,22 @@ def make_windows(seqs: Sequences, L: int, T: int = 1) -> Windows:
     """
     width, lengths = max(L, 1) + T, seqs.lengths
     counts = np.where(lengths >= width, lengths - width + 1, (lengths > T).astype(np.int64))
-    seq_of_window = np.repeat(np.arange(len(seqs)), counts)
     first_end = seqs.indptr[:-1] + np.minimum(lengths, width) - 1        # end of each sequence's first window
-    offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    ends = first_end[seq_of_window] + offset
-    window = _gather_ending_at(seqs.items, ends, seqs.indptr[:-1][seq_of_window], width)
-    return Windows(seqs.users[seq_of_window], window[:, width - T - L: width - T], window[:, width - T:])
+    return Windows(*_examples(seqs, counts, first_end, 1), seqs.items, "next", width, L, T)
 
 
-def make_chunks(seqs: Sequences, width: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+def make_chunks(seqs: Sequences, width: int, stride: int, layout: str) -> Windows:
     """Chunks of `width` items taken from the end of each sequence every `stride` items, left-padded with 0.
 
-    Returns users (C,) and chunks (C, width). Consecutive chunks overlap by width - stride items,
-    so each item after a sequence's first width - stride is the newest-but-overlap of exactly one chunk.
+    Consecutive chunks overlap by width - stride items, so each item after a sequence's first
+    width - stride is the newest-but-overlap of exactly one chunk.
     [1, 2, 3, 4, 5, 6], width=4, stride=3  ->  [[3, 4, 5, 6], [0, 1, 2, 3]]
     """
     lengths, overlap = seqs.lengths, width - stride
     counts = np.where(lengths > overlap, -(-(lengths - overlap) // stride), 0)
-    seq_of_chunk = np.repeat(np.arange(len(seqs)), counts)
-    offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    ends = seqs.indptr[1:][seq_of_chunk] - 1 - offset * stride
-    return seqs.users[seq_of_chunk], _gather_ending_at(seqs.items, ends, seqs.indptr[:-1][seq_of_chunk], width)
+    users, ends, starts = _examples(seqs, counts, seqs.indptr[1:] - 1, -stride)
+    L = width - 1 if layout == "positions" else width
+    return Windows(users, ends, starts, seqs.items, layout, width, L, width - L)
 
 
 def make_position_windows(seqs: Sequences, L: int) -> Windows:
@@ -101,6 +144,4 @@ def make_position_windows(seqs: Sequences, L: int) -> Windows:
     sequence is a target exactly once; a position whose input is padding gets target 0 (no loss).
     [1, 2, 3, 4, 5, 6], L=3  ->  inputs [[3, 4, 5], [0, 1, 2]], targets [[4, 5, 6], [0, 2, 3]]
     """
-    users, chunk = make_chunks(seqs, L + 1, L)
-    inputs = chunk[:, :L]
-    return Windows(users, inputs, np.where(inputs == 0, 0, chunk[:, 1:]))
+    return make_chunks(seqs, L + 1, L, "positions")

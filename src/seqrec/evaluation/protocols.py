@@ -7,7 +7,8 @@ user's training items. `d2l-fixed`: every item minus the user's training items.
 `caser-paper`: 70/10/20 per user, several targets per user, Precision/Recall@k and MAP (section 4).
 `session`: sessions ending after a time cut-off are test; each next item is ranked against every item
 given the session's prefix; HR@k, NDCG@k, MRR@k over all prefix positions (section 5).
-The padding column 0 is never a candidate; ties count against the target.
+The padding column 0 is never a candidate; ties count against the target. `evaluate` scores cases in
+chunks of bounded size (seqrec.evaluation.ranking); `sample_cases` draws a seeded subset (eval.max_users).
 """
 
 from __future__ import annotations
@@ -26,11 +27,22 @@ from seqrec.data.sessions import session_split
 from seqrec.data.split import EvalCases, Split, caser_paper_split, d2l_split, loo_split, stages
 from seqrec.errors import ConfigError
 from seqrec.evaluation.metrics import ranking_metrics, set_metrics
+from seqrec.evaluation.ranking import (
+    candidate_counts,
+    chunk_rows,
+    chunks,
+    count_at_or_above_,
+    finite_or_neg_inf_,
+    ranks_from_counts,
+    take_rows,
+    writable,
+)
 from seqrec.models.base import SequentialRecommender
 
 # Split families by name: the split function and the fewest events per user (or session) it needs.
 SPLITS: dict[str, tuple[Callable[[Interactions], Split], int]] = {
     "d2l": (d2l_split, 1), "loo": (loo_split, 3), "caser-paper": (caser_paper_split, 3), "session": (session_split, 2)}
+CASE_STREAM = 2**32 - 1     # default_rng((seed, CASE_STREAM)) samples cases; (seed, stage) draws negatives
 
 
 @dataclass(frozen=True)
@@ -119,19 +131,64 @@ def sampled_candidates(log: Interactions, split: Split, protocols: tuple[str, ..
             for i, (stage, cases) in enumerate(stages(split).items())}
 
 
+def target_sets(cases: EvalCases) -> Sequences:
+    """The cases' targets as one Sequences row per case (one item each, unless the targets are sets already)."""
+    if isinstance(cases.targets, Sequences):
+        return cases.targets
+    return Sequences(cases.users, np.arange(len(cases) + 1, dtype=np.int64), np.asarray(cases.targets))
+
+
 def repeat_cases(cases: EvalCases) -> int:
     """How many cases have a target that is also an item of their history (repeat consumption)."""
-    targets = cases.targets if isinstance(cases.targets, Sequences) else Sequences(
-        cases.users, np.arange(len(cases) + 1, dtype=np.int64), np.asarray(cases.targets))
+    targets = target_sets(cases)
     stride = int(max(targets.items.max(initial=0), cases.exclude.items.max(initial=0))) + 1
     seen = cases.exclude.row_of_each_item() * stride + cases.exclude.items
     hit = np.isin(targets.row_of_each_item() * stride + targets.items, seen)
     return int(np.unique(targets.row_of_each_item()[hit]).size)
 
 
+def _take(seqs: Sequences, index: np.ndarray) -> Sequences:
+    """Sequences `index` (in that order), copied into a compact Sequences of their own."""
+    lengths = seqs.lengths[index]
+    indptr = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+    offsets = np.repeat(seqs.indptr[index] - indptr[:-1], lengths)
+    return Sequences(seqs.users[index], indptr, seqs.items[np.arange(indptr[-1]) + offsets])
+
+
+def case_sample(num_cases: int, max_users: int | None, seed: int) -> np.ndarray:
+    """Indices of at most max_users of num_cases cases, in increasing order: all of them when max_users is
+    None or not smaller, else drawn without replacement by np.random.default_rng((seed, CASE_STREAM)), so
+    every model and stage with the same seed and number of cases gets the same cases."""
+    if max_users is None or max_users >= num_cases:
+        return np.arange(num_cases)
+    return np.sort(np.random.default_rng((seed, CASE_STREAM)).choice(num_cases, max_users, replace=False))
+
+
+def sample_cases(cases: EvalCases, max_users: int | None, seed: int) -> EvalCases:
+    """A seeded sample of at most max_users cases (`case_sample`), in case order, for quick looks at huge logs.
+
+    Works for one target per case and for target sets alike. The sampled negatives of loo-sampled are
+    aligned with the cases: take the same rows of them, negatives[case_sample(len(cases), max_users, seed)].
+    """
+    if max_users is None or max_users >= len(cases):
+        return cases
+    return take_cases(cases, case_sample(len(cases), max_users, seed))
+
+
+def take_cases(cases: EvalCases, index: np.ndarray) -> EvalCases:
+    """Cases `index` (in that order), e.g. a sample or one process's share of them."""
+    history = _take(cases.history, index)
+    exclude = history if cases.exclude is cases.history else _take(cases.exclude, index)
+    targets = _take(cases.targets, index) if isinstance(cases.targets, Sequences) else np.asarray(cases.targets)[index]
+    return EvalCases(history, targets, exclude)
+
+
 def candidate_mask(protocol: Protocol, exclude_rows: Tensor, exclude_items: Tensor, batch: int,
                    num_users: int, num_items: int) -> Tensor:
-    """(batch, num_items + 1) bool: True where an item may be ranked. Padding (column 0) never is."""
+    """(batch, num_items + 1) bool: True where an item may be ranked. Padding (column 0) never is.
+
+    The dense form of the candidates, for small batches and checks; `evaluate` never builds it.
+    """
     top = num_users if protocol.max_candidate == "num_users" else num_items
     mask = torch.zeros(batch, num_items + 1, dtype=torch.bool, device=exclude_items.device)
     mask[:, 1: min(top, num_items) + 1] = True
@@ -146,21 +203,75 @@ def ranks_of(scores: Tensor, candidates: Tensor, rows: Tensor, items: Tensor) ->
     A non-finite score (NaN, +-inf: a diverged model) counts as -inf, so it never ranks above anything and
     a target with one ranks last.
     """
-    if not torch.isfinite(scores).all():
-        scores = scores.masked_fill(~torch.isfinite(scores), -torch.inf)
+    scores = finite_or_neg_inf_(scores.clone()).masked_fill_(~candidates, -torch.inf)
     target_scores = scores[rows, items]
-    ahead = ((scores[rows] >= target_scores[:, None]) & candidates[rows]).sum(1) - 1
-    return torch.where(candidates[rows, items], ahead.float(), torch.inf)
+    return ranks_from_counts(count_at_or_above_(scores, target_scores, rows), target_scores,
+                             candidates.sum(1)[rows], candidates[rows, items])
 
 
-def target_ranks(scores: Tensor, targets: Tensor, candidates: Tensor) -> tuple[Tensor, Tensor]:
-    """One target per row: scores (B, I), targets (B,), candidates (B, I) -> ranks (B,), num_candidates (B,)."""
-    return ranks_of(scores, candidates, torch.arange(len(targets), device=targets.device), targets), candidates.sum(1)
+def _chunk_pairs(seqs: Sequences, start: int, stop: int, width: int,
+                 device: torch.device | str) -> tuple[Tensor, Tensor]:
+    """Row within the chunk and flat index row * width + item into the chunk's (b, width) scores, for every
+    item of sequences start..stop-1. (Flat indices: index_put with a scalar and two index tensors is ~100x
+    slower on CPU.)"""
+    rows = np.repeat(np.arange(stop - start), np.diff(seqs.indptr[start: stop + 1]))
+    flat = rows * width + seqs.items[seqs.indptr[start]: seqs.indptr[stop]]
+    return torch.as_tensor(rows, device=device), torch.as_tensor(flat, device=device)
 
 
-def _csr(seqs: Sequences, device: torch.device | str) -> tuple[Tensor, Tensor, np.ndarray]:
-    return (torch.as_tensor(seqs.row_of_each_item(), device=device), torch.as_tensor(seqs.items, device=device),
-            seqs.indptr)
+def _inputs(cases: EvalCases, start: int, stop: int, L: int, device: torch.device | str) -> tuple[Tensor, Tensor]:
+    """users (b,) and their last L history items (b, L) of cases start..stop-1."""
+    return (torch.as_tensor(cases.users[start:stop], device=device),
+            torch.as_tensor(take_rows(cases.history, start, stop).last(L), device=device))
+
+
+def _full_ranks(model: SequentialRecommender, cases: EvalCases, spec: Protocol, L: int, top: int, rows: int,
+                device: torch.device | str, allow_repeats: bool) -> tuple[Tensor, Tensor]:
+    """Ranks of every target (n,) against items 1..top less the exclusions, and candidates per case (C,)."""
+    targets, one_each = target_sets(cases), not isinstance(cases.targets, Sequences)
+    no_exclusion = Sequences(cases.users, np.zeros(len(cases) + 1, np.int64), np.zeros(0, np.int64))
+    exclude = no_exclusion if allow_repeats and spec.repeats_flag else cases.exclude
+    counts, is_candidate = candidate_counts(exclude, targets, top, spec.repeats_flag)
+    per_target = torch.as_tensor(counts[targets.row_of_each_item()], device=device)
+    is_candidate = torch.as_tensor(is_candidate, device=device)
+    ranks = []
+    for start, stop in chunks(targets.indptr, rows):
+        scores = finite_or_neg_inf_(writable(model.score_all(*_inputs(cases, start, stop, L, device))))  # (b, I+1)
+        flat = scores.view(-1)
+        t_rows, t_flat = _chunk_pairs(targets, start, stop, scores.size(1), device)
+        target_scores = flat[t_flat]                                              # (n,)
+        scores[:, 0] = -torch.inf                                                 # padding is never ranked
+        flat[_chunk_pairs(exclude, start, stop, scores.size(1), device)[1]] = -torch.inf
+        if spec.repeats_flag:                          # a target that repeats a history item is still ranked
+            flat[t_flat] = target_scores
+        at_or_above = count_at_or_above_(scores[:, : top + 1], target_scores, None if one_each else t_rows)
+        lo, hi = int(targets.indptr[start]), int(targets.indptr[stop])
+        ranks.append(ranks_from_counts(at_or_above, target_scores, per_target[lo:hi], is_candidate[lo:hi]))
+    return torch.cat(ranks).cpu(), torch.as_tensor(counts)
+
+
+def _sampled_ranks(model: SequentialRecommender, cases: EvalCases, negatives: np.ndarray, L: int, rows: int,
+                   device: torch.device | str) -> tuple[Tensor, Tensor]:
+    """Ranks of each case's target (C,) against its sampled negatives (C, N), and candidates per case (C,).
+
+    Scores come from score_all, not score: the two agree only to rounding for most models, and ranks
+    must not depend on which one ran. A negative listed twice (or equal to the target) counts once.
+    """
+    targets = np.asarray(cases.targets)
+    ranks, counts = [], []
+    for start, stop in chunks(np.arange(len(cases) + 1), rows):
+        scores = model.score_all(*_inputs(cases, start, stop, L, device))                        # (b, I+1)
+        target = torch.as_tensor(targets[start:stop], device=device)                             # (b,)
+        items = torch.cat([target[:, None], torch.as_tensor(negatives[start:stop], device=device)], 1)
+        items = items.sort(1).values                                                             # (b, 1 + N)
+        repeat = torch.cat([torch.zeros_like(items[:, :1], dtype=torch.bool), items[:, 1:] == items[:, :-1]], 1)
+        candidate_scores = finite_or_neg_inf_(scores.gather(1, items)).masked_fill_(repeat, -torch.inf)
+        target_scores = finite_or_neg_inf_(scores.gather(1, target[:, None]))[:, 0]                # (b,)
+        num_candidates = (~repeat).sum(1)
+        ranks.append(ranks_from_counts(count_at_or_above_(candidate_scores, target_scores), target_scores,
+                                       num_candidates, torch.ones_like(repeat[:, 0])))
+        counts.append(num_candidates)
+    return torch.cat(ranks).cpu(), torch.cat(counts).cpu()
 
 
 @torch.no_grad()
@@ -173,36 +284,26 @@ def evaluate(model: SequentialRecommender, cases: EvalCases, protocol: str, L: i
     (see `sampled_negatives`). Items of the history are not ranked, except the target itself, which is
     always a candidate (a repeat of an earlier item can be predicted); allow_repeats ranks every item of
     the history too. The d2l protocols keep the book's rule: training items are never candidates.
+
+    Cases are scored in chunks of at most batch_size rows (and targets) whose scores hold at most
+    SCORE_BUDGET floats (`chunk_rows`), so memory does not grow with the number of users; ranks take
+    one comparison pass over each chunk's scores and no sort (seqrec.evaluation.ranking).
     """
     spec, ks = PROTOCOLS[protocol], ks or PROTOCOLS[protocol].ks
     if spec.candidates == "sampled" and negatives is None:
         raise ConfigError(f"protocol {protocol} needs sampled negatives")
-    seqs = torch.as_tensor(cases.history.last(L), device=device)
-    users = torch.as_tensor(cases.users, device=device)
-    no_exclusion = Sequences(cases.users, np.zeros(len(cases) + 1, np.int64), np.zeros(0, np.int64))
-    ex_rows, ex_items, ex_ptr = _csr(no_exclusion if allow_repeats and spec.repeats_flag else cases.exclude, device)
-    multi = isinstance(cases.targets, Sequences)
-    one_each = Sequences(cases.users, np.arange(len(cases) + 1, dtype=np.int64), np.asarray(cases.targets))
-    t_rows, t_items, t_ptr = _csr(cases.targets if multi else one_each, device)
-    ranks, counts = [], []
-    for start in range(0, len(cases), batch_size):
-        stop = min(start + batch_size, len(cases))
-        lo, hi = int(ex_ptr[start]), int(ex_ptr[stop])
-        if spec.candidates == "sampled":
-            mask = torch.zeros(stop - start, num_items + 1, dtype=torch.bool, device=device)
-            mask.scatter_(1, torch.as_tensor(negatives[start:stop], device=device), True)
-            mask[torch.arange(stop - start, device=device), t_items[start:stop]] = True
-        tlo, thi = int(t_ptr[start]), int(t_ptr[stop])
-        if spec.candidates != "sampled":
-            mask = candidate_mask(spec, ex_rows[lo:hi] - start, ex_items[lo:hi], stop - start, num_users, num_items)
-            if spec.repeats_flag:                      # a target that repeats a history item is still ranked
-                mask[t_rows[tlo:thi] - start, t_items[tlo:thi]] = True
-        scores = model.score_all(users[start:stop], seqs[start:stop])
-        ranks.append(ranks_of(scores, mask, t_rows[tlo:thi] - start, t_items[tlo:thi]))
-        counts.append(mask.sum(1))
-    ranks_all = torch.cat(ranks).cpu()
-    if multi:
-        return set_metrics(ranks_all, t_rows.cpu(), torch.as_tensor(cases.targets.lengths), ks)
-    metrics = ranking_metrics(ranks_all, torch.cat(counts).cpu(), ks, spec.mrr_at_k)
+    if negatives is not None and len(negatives) != len(cases):
+        raise ConfigError(f"{len(negatives)} rows of sampled negatives for {len(cases)} cases; a sample of cases "
+                          "(sample_cases) needs the same rows of the negatives (case_sample)")
+    rows = chunk_rows(num_items, batch_size)
+    if spec.candidates == "sampled":
+        ranks, counts = _sampled_ranks(model, cases, negatives, L, rows, device)
+    else:
+        top = min(num_users, num_items) if spec.max_candidate == "num_users" else num_items
+        ranks, counts = _full_ranks(model, cases, spec, L, top, rows, device, allow_repeats)
+    if isinstance(cases.targets, Sequences):
+        return set_metrics(ranks, torch.as_tensor(cases.targets.row_of_each_item()),
+                           torch.as_tensor(cases.targets.lengths), ks)
+    metrics = ranking_metrics(ranks, counts, ks, spec.mrr_at_k)
     num_sampled = 0 if negatives is None else negatives.shape[1]
     return {metric_key(protocol, name, num_sampled): v for name, v in metrics.items()}

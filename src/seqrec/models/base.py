@@ -17,7 +17,7 @@ from seqrec.errors import ConfigError
 
 class SequentialRecommender(Protocol):
     def score(self, users: Tensor, seqs: Tensor, items: Tensor) -> Tensor:
-        """users (B,), seqs (B, L) item indices (0 = padding), items (B, C) -> scores (B, C)."""
+        """users (B,), seqs (B, L) item indices (0 = padding), items (B, C) per row or (C,) shared -> (B, C)."""
         ...
 
     def score_all(self, users: Tensor, seqs: Tensor) -> Tensor:
@@ -42,7 +42,7 @@ class PositionwiseRecommender(SequentialRecommender, Protocol):
     """
 
     def score_positions(self, users: Tensor, seqs: Tensor, items: Tensor) -> Tensor:
-        """users (B,), seqs (B, L), items (B, L, C) -> (B, L, C): items[:, t] scored at position t."""
+        """users (B,), seqs (B, L), items (B, L, C), or (C,) shared -> (B, L, C): items[:, t] scored at position t."""
         ...
 
     def score_all_positions(self, users: Tensor, seqs: Tensor) -> Tensor:
@@ -76,6 +76,13 @@ class ModelSpec:
 
     def build(self, config: Any, num_users: int, num_items: int) -> nn.Module:
         return self.module(config, num_users, num_items)
+
+
+def shared_scores(states: Tensor, weight: Tensor, items: Tensor, bias: Tensor | None = None) -> Tensor:
+    """Scores of candidates shared by every row: states (..., k), items (C,) -> (..., C) = states . weight[items]
+    (+ bias[items]), one matrix product instead of a gather per row."""
+    scores = states @ weight[items].T
+    return scores if bias is None else scores + bias[items]
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from seqrec.models.base import ModelSpec, check_settings
+from seqrec.models.base import ModelSpec, check_settings, shared_scores
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,8 @@ class BPRMF(nn.Module):
             self.item_bias.weight.zero_()
 
     def score(self, users: Tensor, seqs: Tensor, items: Tensor) -> Tensor:          # (B, C)
+        if items.dim() == 1:
+            return shared_scores(self.user_emb(users), self.item_emb.weight, items, self.item_bias.weight[:, 0])
         p = self.user_emb(users).unsqueeze(2)                                        # (B, k, 1)
         return (self.item_emb(items) @ p).squeeze(2) + self.item_bias(items).squeeze(2)
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqrec.models.base import ModelSpec, check_settings
+from seqrec.models.base import ModelSpec, check_settings, shared_scores
 
 ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "identity": lambda x: x}
 
@@ -104,6 +104,8 @@ class Caser(nn.Module):
         return torch.cat(parts, 1)                                                   # (B, state_dim)
 
     def score(self, users: Tensor, seqs: Tensor, items: Tensor) -> Tensor:          # (B, C)
+        if items.dim() == 1:
+            return shared_scores(self.user_state(users, seqs), self.out_emb.weight, items, self.out_bias.weight[:, 0])
         state = self.user_state(users, seqs).unsqueeze(2)                            # (B, D, 1)
         return (self.out_emb(items) @ state).squeeze(2) + self.out_bias(items).squeeze(2)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from seqrec.models.base import ModelSpec, check_settings
+from seqrec.models.base import ModelSpec, check_settings, shared_scores
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,8 @@ class GRU4Rec(nn.Module):
         return out
 
     def score(self, users: Tensor, seqs: Tensor, items: Tensor) -> Tensor:          # (B, C)
+        if items.dim() == 1:
+            return shared_scores(self.states(seqs)[:, -1], self.out_emb.weight, items, self.out_bias.weight[:, 0])
         h = self.states(seqs)[:, -1].unsqueeze(2)                                    # (B, k, 1)
         return (self.out_emb(items) @ h).squeeze(2) + self.out_bias(items).squeeze(2)
 
@@ -58,6 +60,8 @@ class GRU4Rec(nn.Module):
         return self.states(seqs)[:, -1] @ self.out_emb.weight.T + self.out_bias.weight.T
 
     def score_positions(self, users: Tensor, seqs: Tensor, items: Tensor) -> Tensor:  # (B, L, C)
+        if items.dim() == 1:
+            return shared_scores(self.states(seqs), self.out_emb.weight, items, self.out_bias.weight[:, 0])
         h = self.states(seqs).unsqueeze(3)                                           # (B, L, k, 1)
         return (self.out_emb(items) @ h).squeeze(3) + self.out_bias(items).squeeze(3)
 

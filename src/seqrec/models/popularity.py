@@ -31,7 +31,8 @@ class Popularity(nn.Module):
         self.counts[0] = 0
 
     def score(self, users: Tensor, seqs: Tensor, items: Tensor) -> Tensor:          # (B, C)
-        return torch.log1p(self.counts)[items]
+        scores = torch.log1p(self.counts)[items]
+        return scores.expand(len(users), -1) if items.dim() == 1 else scores
 
     def score_all(self, users: Tensor, seqs: Tensor) -> Tensor:                    # (B, num_items + 1)
         return torch.log1p(self.counts).repeat(users.size(0), 1)                   # a copy callers may write to

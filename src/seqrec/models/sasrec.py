@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqrec.models.base import ModelSpec, check_settings
+from seqrec.models.base import ModelSpec, check_settings, shared_scores
 
 
 @dataclass(frozen=True)
@@ -95,12 +95,16 @@ class SASRec(nn.Module):
         return self.causal[:L, :L] & real[:, None, :]
 
     def score(self, users: Tensor, seqs: Tensor, items: Tensor) -> Tensor:          # (B, C)
+        if items.dim() == 1:
+            return shared_scores(self.states(seqs, 1).squeeze(1), self.item_emb.weight, items)
         return (self.item_emb(items) @ self.states(seqs, 1).transpose(1, 2)).squeeze(2)
 
     def score_all(self, users: Tensor, seqs: Tensor) -> Tensor:                    # (B, num_items + 1)
         return self.states(seqs, 1).squeeze(1) @ self.item_emb.weight.T
 
     def score_positions(self, users: Tensor, seqs: Tensor, items: Tensor) -> Tensor:  # (B, L, C)
+        if items.dim() == 1:
+            return shared_scores(self.states(seqs, seqs.size(1)), self.item_emb.weight, items)
         h = self.states(seqs, seqs.size(1)).unsqueeze(3)                             # (B, L, k, 1)
         return (self.item_emb(items) @ h).squeeze(3)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -17,9 +18,9 @@ from seqrec.config import TrainConfig
 from seqrec.data.sampling import NegativeSampler
 from seqrec.data.sequences import Windows
 from seqrec.errors import SeqrecError
-from seqrec.losses import FULL_LOSSES
 from seqrec.training.checkpoint import TrainState, capture
-from seqrec.training.regimes import Batch, Regime
+from seqrec.training.distributed import ONE_PROCESS, Ranks, device_for, shard, sum_over_ranks
+from seqrec.training.regimes import Batch, DeviceExamples, Regime
 
 EpochCallback = Callable[[int, nn.Module], "dict[str, float] | None"]
 
@@ -47,6 +48,8 @@ class History:
 
 
 def resolve_device(name: str) -> torch.device:
+    """auto: the GPU when there is one (this process's own under torchrun), else the CPU."""
+    name = device_for(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
@@ -58,16 +61,38 @@ def _progress(enabled: bool) -> Progress:
                     disable=not enabled, transient=False)
 
 
+class _Step(nn.Module):
+    """One batch's loss as `forward`, so DistributedDataParallel sees the model used and syncs its gradients."""
+
+    def __init__(self, model: nn.Module, regime: Regime) -> None:
+        super().__init__()
+        self.model, self.regime = model, regime
+
+    def forward(self, batch: Batch, rng: np.random.Generator) -> Tensor:
+        return self.regime.batch_loss(self.model, batch, rng)
+
+
+def _autocast(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
+    if cfg.precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if cfg.precision == "bf16" else torch.float16)
+
+
 def fit(model: nn.Module, regime: Regime, examples: Windows, sampler: NegativeSampler | None, cfg: TrainConfig,
         seed: int, on_epoch_end: EpochCallback | None = None, progress: bool | None = None,
-        resume: TrainState | None = None, checkpoint: Callable[[TrainState], None] | None = None) -> History:
-    """Adam with L2 weight decay; each epoch shuffles the examples and redraws their negatives.
+        resume: TrainState | None = None, checkpoint: Callable[[TrainState], None] | None = None,
+        ranks: Ranks = ONE_PROCESS) -> History:
+    """Adam with L2 weight decay; each epoch shuffles the examples and draws negatives batch by batch.
 
     A sampled loss (bpr, hinge, bce, sampled-softmax) gets `regime.negatives_per_example` negatives
-    per example from `sampler`, drawn for the whole epoch; a full loss (softmax) draws none (sampler
-    None). `regime.batch_loss` turns each batch into the loss. A counting regime is fitted by one
-    `fit_counts` pass over the examples instead of epochs. The same seed gives the same numbers.
+    per example from `sampler`; a full loss (softmax) draws none (sampler None). `regime.batch_loss`
+    turns each batch into the loss. A counting regime is fitted by one `fit_counts` pass over the
+    examples instead of epochs. The same seed gives the same numbers.
 
+    Examples stay on the device as offsets (seqrec.data.sequences.Windows) and are gathered per batch;
+    the only host-device traffic per step is the batch's sampled negatives. train.precision bf16/fp16
+    runs the forward pass under autocast (fp16 with gradient scaling). Under torchrun (`ranks`), each
+    rank trains every world-th example of the shared shuffle with batch_size / world examples per step.
     progress: a bar (True), nothing (False), or (None) a bar on a terminal and else one line per epoch.
     checkpoint(state) is called after each epoch; `resume` (such a state) continues after its epoch
     exactly as if training had not stopped. A NaN or infinite epoch loss raises DivergenceError.
@@ -78,49 +103,58 @@ def fit(model: nn.Module, regime: Regime, examples: Windows, sampler: NegativeSa
     # result we measured. This is process-wide and applies to the CPU only.
     torch.set_flush_denormal(True)
     model.to(device)
-    users, inputs, targets = (torch.as_tensor(a, device=device)
-                              for a in (examples.users, examples.inputs, examples.targets))
     if regime.counting:
-        return _fit_counts(model, users, inputs, targets)
+        return _fit_counts(model, examples, device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
-    rng, history = np.random.default_rng(seed), History()
+    shuffle, history = np.random.default_rng(seed), History()
     if resume is not None:
         model.load_state_dict(resume.model)
         opt.load_state_dict(resume.optimizer)
-        rng.bit_generator.state = resume.rng
+        shuffle.bit_generator.state = resume.rng
         torch.set_rng_state(resume.torch_rng)
         history.epochs = list(resume.history)
+    step = _Step(model, regime)
+    if ranks.world > 1:
+        step = nn.parallel.DistributedDataParallel(step, device_ids=[device] if device.type == "cuda" else None)
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
+    data = DeviceExamples(examples, device)
     first = 1 if resume is None else (cfg.epochs + 1 if resume.done else resume.epoch + 1)
-    full = cfg.loss in FULL_LOSSES
-    per_example = regime.negatives_per_example(examples)
-    show = sys.stderr.isatty() if progress is None else progress
-    lines, begun = progress is None and not show, time.perf_counter()
+    per_example = regime.negatives_per_example(examples) if sampler is not None else 0
+    batch_size = max(cfg.batch_size // ranks.world, 1)
+    show = (sys.stderr.isatty() if progress is None else progress) and ranks.main
+    lines, begun = progress is None and not show and ranks.main, time.perf_counter()
     with _progress(show) as bar:
         task = bar.add_task("train", total=cfg.epochs * len(examples), epoch=0, loss=float("nan"), rate=0.0)
         bar.update(task, completed=(first - 1) * len(examples))
         for epoch in range(first, cfg.epochs + 1):
             model.train()
             started = time.perf_counter()
-            order = torch.as_tensor(rng.permutation(len(examples)), device=device)
-            negatives = (None if full else
-                         torch.as_tensor(sampler.sample(examples.users, per_example, rng), device=device))
+            order = shard(shuffle.permutation(len(examples)), ranks)
+            # one process draws everything from the seed's generator; ranks draw from their own
+            rng = shuffle if ranks.world == 1 else np.random.default_rng((seed, ranks.rank, epoch))
+            order_on_device = torch.as_tensor(order, device=device)
             total, seen = torch.zeros((), device=device), 0
-            for start in range(0, len(examples), cfg.batch_size):
-                idx = order[start: start + cfg.batch_size]
-                batch = Batch(users[idx], inputs[idx], targets[idx], None if negatives is None else negatives[idx])
-                loss = regime.batch_loss(model, batch, rng)
+            for start in range(0, len(order), batch_size):
+                rows = order_on_device[start: start + batch_size]
+                negatives = None if sampler is None else _to(
+                    sampler.sample(examples.users[order[start: start + batch_size]], per_example, rng), device)
+                with _autocast(cfg, device):
+                    loss = step(data.batch(rows, negatives), rng)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += loss.detach() * len(idx)
-                seen += len(idx)
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+                total += loss.detach().float() * len(rows)
+                seen += len(rows)
                 rate = seen / (time.perf_counter() - started)
-                bar.update(task, advance=len(idx), epoch=epoch, loss=loss.item() if show else 0.0, rate=rate)
-            mean_loss = (total / max(seen, 1)).item()
+                bar.update(task, advance=len(rows) * ranks.world, epoch=epoch, rate=rate * ranks.world,
+                           loss=loss.item() if show else 0.0)
+            total, count = sum_over_ranks(torch.stack([total, torch.tensor(float(seen), device=device)]), ranks)
+            mean_loss = (total / count.clamp(min=1)).item()
             if not math.isfinite(mean_loss):
                 raise DivergenceError(f"training diverged in epoch {epoch}: the mean loss is {mean_loss} (lower "
-                                       f"train.lr, now {cfg.lr:g}, or check the data); nothing was written")
-            record = {"epoch": epoch, "loss": mean_loss, "windows": seen,
+                                      f"train.lr, now {cfg.lr:g}, or check the data); nothing was written")
+            record = {"epoch": epoch, "loss": mean_loss, "windows": int(count.item()),
                       "train_seconds": time.perf_counter() - started}
             if on_epoch_end is not None:
                 record |= on_epoch_end(epoch, model) or {}
@@ -128,12 +162,20 @@ def fit(model: nn.Module, regime: Regime, examples: Windows, sampler: NegativeSa
             history.epochs.append(record)
             if lines:
                 print(_epoch_line(record, cfg.epochs, time.perf_counter() - begun), file=sys.stderr, flush=True)
-            if checkpoint is not None:
-                checkpoint(capture(epoch, history.epochs, model, opt, rng.bit_generator.state,
+            if checkpoint is not None and ranks.main:
+                checkpoint(capture(epoch, history.epochs, model, opt, shuffle.bit_generator.state,
                                    done=stop or epoch == cfg.epochs))
             if stop:
                 break
     return history
+
+
+def _to(array: np.ndarray, device: torch.device) -> Tensor:
+    """A host array on the device; through pinned memory and without waiting when the device is a GPU."""
+    tensor = torch.from_numpy(array)
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor
 
 
 def _epoch_line(record: dict[str, float], epochs: int, elapsed: float) -> str:
@@ -145,7 +187,8 @@ def _epoch_line(record: dict[str, float], epochs: int, elapsed: float) -> str:
                       *metrics, f"{elapsed:.0f} s elapsed"])
 
 
-def _fit_counts(model: nn.Module, users: Tensor, inputs: Tensor, targets: Tensor) -> History:
+def _fit_counts(model: nn.Module, examples: Windows, device: torch.device) -> History:
     started = time.perf_counter()
-    model.fit_counts(users, inputs, targets)
-    return History([{"epoch": 1, "windows": len(users), "train_seconds": time.perf_counter() - started}])
+    inputs, targets = examples.split(examples.take(np.arange(len(examples))))
+    model.fit_counts(*(torch.as_tensor(a, device=device) for a in (examples.users, inputs, targets)))
+    return History([{"epoch": 1, "windows": len(examples), "train_seconds": time.perf_counter() - started}])

@@ -19,8 +19,7 @@ from seqrec.training.regimes.positions import PositionsRegime
 
 class MaskedRegime(PositionsRegime):
     def examples(self, train: Sequences, L: int) -> Windows:
-        users, chunks = make_chunks(train, L, L)
-        return Windows(users, chunks, chunks)
+        return make_chunks(train, L, L, "masked")
 
     def batch_loss(self, model: nn.Module, batch: Batch, rng: np.random.Generator) -> Tensor:
         items = batch.inputs

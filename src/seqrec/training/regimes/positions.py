@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from seqrec.data.sequences import Sequences, Windows, make_position_windows
-from seqrec.losses import FULL_LOSSES, SAMPLED_LOSSES
+from seqrec.losses import FULL_LOSSES, SAMPLED_LOSSES, corrected_softmax_loss
 from seqrec.training.regimes.base import Batch, Regime
 
 
@@ -19,10 +19,18 @@ class PositionsRegime(Regime):
         return make_position_windows(train, L)
 
     def negatives_per_example(self, examples: Windows) -> int:
-        return self.cfg.num_negatives * examples.targets.shape[1]
+        return self.cfg.num_negatives * examples.L
 
     def batch_loss(self, model: nn.Module, batch: Batch, rng: np.random.Generator) -> Tensor:
         users, inputs, targets = batch.users, batch.inputs, batch.targets
+        shared = self.shared(targets, rng)
+        if shared is not None:                                                         # P positions, C shared
+            valid = targets != 0                                                       # (B, L)
+            pos = model.score_positions(users, inputs, targets.unsqueeze(2))[valid][:, 0]   # (P,)
+            cand = model.score_positions(users, inputs, shared.items)[valid]           # (P, C)
+            real = targets[valid]
+            return corrected_softmax_loss(pos, cand, shared.hit(real), shared.log_count(real),
+                                          shared.log_count(shared.items))
         if batch.negatives is None:                                                    # target 0 is ignored
             return FULL_LOSSES[self.cfg.loss](model.score_all_positions(users, inputs), targets.unsqueeze(2))
         valid = targets != 0                                                           # (B, L)

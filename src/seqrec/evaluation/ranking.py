@@ -1,0 +1,109 @@
+"""Ranks of targets among candidates, one chunk of cases at a time, without sorting any catalogue.
+
+A chunk's scores (rows, num_items + 1) are the only dense array: non-candidates are written into it
+sparsely as -inf (padding, excluded items, items past a protocol's cap), and a target's 0-based rank
+is the number of entries scoring at least as high as it, less itself (ties count against the target):
+one comparison pass per chunk, written into the scores themselves. Candidate counts come from the
+sparse exclusions, never from a mask.
+A non-finite score (NaN, +-inf: a diverged model) counts as -inf: it never ranks above anything, and
+a target with one ranks last (rank = number of candidates - 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from seqrec.data.sequences import Sequences
+
+SCORE_BUDGET = 2**24        # floats in one chunk's score matrix (64 MiB of float32)
+
+
+def chunk_rows(num_items: int, batch_size: int) -> int:
+    """Rows per chunk: at most batch_size, and rows x (num_items + 1) within SCORE_BUDGET (at least 1).
+
+    1,682 items, batch_size 1024 -> 1024; 100,000 items -> 167.
+    """
+    return max(1, min(batch_size, SCORE_BUDGET // (num_items + 1)))
+
+
+def chunks(indptr: np.ndarray, rows: int) -> Iterator[tuple[int, int]]:
+    """Consecutive ranges [start, stop) of sequences (indptr (n + 1,)) holding at most `rows` sequences and
+    at most `rows` items, but at least one sequence each. indptr [0, 1, 2, 3], rows 2 -> (0, 2), (2, 3)."""
+    start, n = 0, len(indptr) - 1
+    while start < n:
+        fits = int(np.searchsorted(indptr, indptr[start] + rows, "right")) - 1     # last stop within `rows` items
+        stop = min(start + rows, max(fits, start + 1))
+        yield start, stop
+        start = stop
+
+
+def take_rows(seqs: Sequences, start: int, stop: int) -> Sequences:
+    """Sequences start..stop-1 as a view: their indptr still points into the whole `items` array."""
+    return Sequences(seqs.users[start:stop], seqs.indptr[start: stop + 1], seqs.items)
+
+
+def writable(scores: Tensor) -> Tensor:
+    """`scores` itself when it owns its memory (score_all returns a copy callers may write to), else a copy."""
+    return scores if scores._base is None and scores.is_contiguous() else scores.clone()
+
+
+def finite_or_neg_inf_(scores: Tensor) -> Tensor:
+    """NaN and +-inf replaced by -inf, in place; all-finite scores (the usual case) cost one reduction."""
+    top = scores.amax()                               # NaN if any score is NaN
+    if torch.isnan(top) or torch.isposinf(top):
+        scores.nan_to_num_(nan=-torch.inf, posinf=-torch.inf, neginf=-torch.inf)
+    return scores
+
+
+def count_at_or_above_(scores: Tensor, target_scores: Tensor, rows: Tensor | None = None) -> Tensor:
+    """(n,) entries of row rows[j] scoring >= target_scores[j]; rows None: row j (one target per row), and
+    `scores` is overwritten (the comparison is written into it: no new matrix).
+
+    The comparison is written as 0.0 / 1.0 floats and summed as floats, several times faster than
+    summing a bool matrix; the sums are exact integers (float64 past 2^24 entries per row).
+    """
+    rowwise = scores if rows is None else scores.index_select(0, rows)             # (n, I)
+    dtype = torch.float64 if rowwise.size(1) > 2**24 else None
+    return rowwise.ge_(target_scores[:, None]).sum(1, dtype=dtype).long()
+
+
+def ranks_from_counts(at_or_above: Tensor, target_scores: Tensor, num_candidates: Tensor,
+                      is_candidate: Tensor) -> Tensor:
+    """0-based ranks (n,) float: at_or_above - 1 for a finite target score (it counts itself), the last rank
+    (num_candidates - 1) for a non-finite one, inf for a target that is not a candidate."""
+    ahead = torch.where(torch.isfinite(target_scores), at_or_above - 1, num_candidates - 1)
+    return torch.where(is_candidate, ahead.float(), torch.inf)
+
+
+def _distinct(keys: np.ndarray) -> np.ndarray:
+    """Sorted distinct values: a stable (radix) sort of integers, several times faster than np.unique here."""
+    keys = np.sort(keys, kind="stable")
+    return keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
+
+
+def candidate_counts(exclude: Sequences, targets: Sequences, top: int,
+                     keep_targets: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Candidates per case (C,) and whether each target is one (n,), from the sparse exclusions alone.
+
+    The candidates of case c are the items 1..top, less the distinct items of exclude row c, plus (with
+    keep_targets) the case's targets among them. exclude and targets: C rows each (items may repeat).
+    top 5, exclude row [2, 2, 7], target [2], keep_targets -> 5 - 1 + 1 = 5 candidates, the target one.
+    """
+    stride = top + 1
+    ex_rows, ex_items = exclude.row_of_each_item(), exclude.items
+    in_range = (ex_items >= 1) & (ex_items <= top)
+    excluded = _distinct(ex_rows[in_range] * stride + ex_items[in_range])          # (case, item) keys
+    t_rows, t_items = targets.row_of_each_item(), targets.items
+    t_range = (t_items >= 1) & (t_items <= top)
+    t_keys = t_rows * stride + t_items
+    pos = np.searchsorted(excluded, t_keys).clip(max=max(len(excluded) - 1, 0))
+    t_excluded = t_range & (excluded[pos] == t_keys) if len(excluded) else np.zeros(len(t_keys), bool)
+    counts = top - np.bincount(excluded // stride, minlength=len(exclude))
+    if keep_targets:
+        counts += np.bincount(_distinct(t_keys[t_excluded]) // stride, minlength=len(exclude))
+        return counts, t_range
+    return counts, t_range & ~t_excluded
