@@ -33,6 +33,37 @@ def ml100k_dir() -> Path:
     pytest.skip(message)
 
 
+def _shared_copy(name: str, variable: str, marker: str) -> Path:
+    """A real dataset's local copy ($variable, else ../shared/datasets/NAME); fails in CI, skips elsewhere."""
+    candidates = ([Path(os.environ[variable])] if os.environ.get(variable) else []) + [
+        REPO.parent / "shared" / "datasets" / name]
+    for folder in candidates:
+        if (folder / marker).is_file():
+            return folder
+    message = f"{name} not found (looked in {', '.join(map(str, candidates))})"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def ml1m_dir() -> Path:
+    """The real MovieLens-1M copy (ml-1m.txt form)."""
+    return _shared_copy("ml-1m", "SEQREC_ML1M_DIR", "ml-1m.txt")
+
+
+@pytest.fixture(scope="session")
+def ml_latest_small_dir() -> Path:
+    """The real MovieLens latest-small copy."""
+    return _shared_copy("ml-latest-small", "SEQREC_ML_LATEST_SMALL_DIR", "ratings.csv")
+
+
+@pytest.fixture(scope="session")
+def amazon_video_games_dir() -> Path:
+    """The real Amazon Video Games copy (SASRec preprocessing)."""
+    return _shared_copy("amazon-video-games", "SEQREC_AMAZON_VIDEO_GAMES_DIR", "video_games.txt")
+
+
 @pytest.fixture(autouse=True)
 def _cpu_and_threads():
     """Tests run on the CPU with a fixed thread count, so results do not depend on the machine."""

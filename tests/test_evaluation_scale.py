@@ -22,6 +22,7 @@ from seqrec.evaluation import ranking
 from seqrec.evaluation.metrics import ranking_metrics, set_metrics
 from seqrec.evaluation.protocols import PROTOCOLS, case_sample, evaluate, metric_key, sample_cases, target_sets
 from seqrec.evaluation.ranking import candidate_counts, chunk_rows, chunks
+from seqrec.models.base import dot_all
 from seqrec.models.markov import Markov, MarkovConfig
 from seqrec.recommend import top_k
 from tests.conftest import markov_log, run_config
@@ -217,3 +218,36 @@ def test_a_trained_markov_bundle_round_trips_with_its_sparse_counts(tmp_path):
         assert torch.equal(getattr(loaded, name), getattr(model, name))
     assert evaluate(loaded, split.test, "loo-full", 5, log.num_users, log.num_items) == evaluate(
         model, split.test, "loo-full", 5, log.num_users, log.num_items)
+
+
+class Factors(nn.Module):
+    """A product model: score_all = states[users] @ weight.T + bias, with its factors for block scoring."""
+
+    def __init__(self, states: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        super().__init__()
+        self.states, self.weight, self.bias = states, weight, bias
+
+    def factors(self, users, seqs):
+        return self.states[users], self.weight, self.bias
+
+    def score_all(self, users, seqs):
+        return dot_all(*self.factors(users, seqs))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_block_scores_from_factors_rank_as_the_literal_rules(seed, monkeypatch):
+    monkeypatch.setattr(ranking, "BLOCK", 64)                          # many blocks even for small catalogues
+    _, cases, num_users, num_items = random_problem(seed)
+    rng = np.random.default_rng(seed)
+    states = torch.tensor(rng.integers(-2, 3, (len(cases) + 1, 3)), dtype=torch.float32)   # small integers: ties
+    weight = torch.tensor(rng.integers(-2, 3, (num_items + 1, 3)), dtype=torch.float32)
+    weight[rng.random(num_items + 1) < 0.1] = math.nan                 # a diverged item scores NaN for everyone
+    bias = torch.tensor(rng.integers(0, 2, num_items + 1), dtype=torch.float32)
+    model = Factors(states, weight, bias)
+    table = model.score_all(torch.arange(len(cases) + 1), None)
+    for protocol in ("d2l", "d2l-fixed", "loo-full", "session"):
+        for allow_repeats in (False, True):
+            got = evaluate(model, cases, protocol, 3, num_users, num_items, (1, 3, 10), 1 + seed % 4,
+                           allow_repeats=allow_repeats, factorised=True)
+            expected = reference(table, cases, protocol, num_users, num_items, (1, 3, 10), allow_repeats=allow_repeats)
+            assert got == expected

@@ -189,3 +189,11 @@ def test_a_run_folder_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["bundle", "checkpoint", "metrics.json"]
     (tmp_path / "run" / ".checkpoint.tmp-x1y2").mkdir()             # a kill during a checkpoint write
     runs.check_run_folder(tmp_path / "run")
+
+
+def test_validation_candidates_of_loo_sampled_do_not_depend_on_the_test_items():
+    log = markov_log(num_users=40, num_items=30, length=10)
+    last = np.r_[log.users[1:] != log.users[:-1], True]              # each user's last (test) event
+    poisoned = make_log(log.users, np.where(last, (log.items % 30) + 1, log.items), log.times)
+    first, second = (sampled_candidates(lg, loo_split(lg), ("loo-sampled",), 10, 0) for lg in (log, poisoned))
+    assert np.array_equal(first["valid"], second["valid"]) and not np.array_equal(first["test"], second["test"])

@@ -381,6 +381,54 @@ def synth(
                f"{out.with_suffix('.json')}")
 
 
+@app.command()
+@with_settings(*DATA_OPTIONS, _protocol(None), *(o for o in TRAIN_OPTIONS if o.name != "early_stopping_metric"), SETS)
+def tune(
+    overrides: dict[str, Any],
+    preset: Annotated[str | None, typer.Option(help=PRESET_HELP + " The search's base (default: the preset named "
+                                                                  "after the model, if any).")] = None,
+    config: ConfigOption = None,
+    trials: Annotated[int | None, typer.Option(help="Trials this process runs (each process joining the study "
+                                                    "runs its own).")] = None,
+    timeout: Annotated[str | None, typer.Option(help="Start no new trial after this long: 1800, 30m, 2h.")] = None,
+    metric: Annotated[str | None, typer.Option(help="Validation metric to maximise, e.g. ndcg@10 (default: "
+                                                    "train.early_stopping_metric, else the protocol's).")] = None,
+    params: Annotated[str | None, typer.Option(help="Sample only these settings, comma separated, e.g. "
+                                                    "train.lr,model_params.L (default: the model's search space "
+                                                    "less the settings given as flags, which stay fixed).")] = None,
+    storage: Annotated[str | None, typer.Option(help="Optuna storage URL that every process tuning the study "
+                                                     "shares (default: sqlite:///OUT/study.sqlite).")] = None,
+    study: Annotated[str | None, typer.Option(help="Study name (default: the model's).")] = None,
+    prune: Annotated[bool, typer.Option(help="Stop a trial whose validation value is below the median of "
+                                             "earlier trials at the same epoch.")] = True,
+    prune_after: Annotated[int, typer.Option(help="Finished trials before pruning starts.")] = 5,
+    prune_warmup: Annotated[int, typer.Option(help="Epochs every trial trains before it may be pruned.")] = 1,
+    final: Annotated[bool, typer.Option(help="Train the best settings once more into OUT/best and evaluate "
+                                             "them on the test cases (the only time test data are read).")] = True,
+    out: Annotated[Path, typer.Option(help="Output folder: best.toml, trials.csv/.md, history.png, "
+                                           "importance.png, tune.json, best/ (and study.sqlite by default).")
+                   ] = Path("runs/tune"),
+    threads: Threads = None,
+    progress: Progress = None,
+) -> None:
+    """Search a model's settings on validation data (Optuna TPE, median pruning); the best is trained into OUT/best."""
+    from seqrec import tuning
+    from seqrec.settings import preset_for
+
+    set_threads(threads)
+    options = tuning.TuneOptions(trials, None if timeout is None else exercises.parse_duration(timeout), storage,
+                                 study, tuple(p.strip() for p in (params or "").split(",") if p.strip()),
+                                 tuple(k for k, v in overrides.items() if v is not None), prune, prune_after,
+                                 prune_warmup, final=final)
+    if preset is None and overrides.get("model") is not None:
+        preset = preset_for(overrides["model"])
+    base = tuning.search_base(api.resolve_run_config(preset, config, overrides), metric)
+    tuning.search_space(base.model, options.params, options.fixed)
+    tuning.check_out(out, final)                   # all before the data is read
+    result = tuning.tune(api.load_dataset(base.data), base, out, options, progress)
+    typer.echo(result.summary())
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
     try:

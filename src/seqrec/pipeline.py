@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -59,11 +60,11 @@ def _evaluate_shared(model: nn.Module, cases: EvalCases, protocol: str, L: int, 
     """`evaluate`, each process ranking every world-th case; the per-process means are combined by their counts."""
     if ranks.world == 1:
         return evaluate(model, cases, protocol, L, num_users, num_items, cfg.eval.ks, cfg.eval.batch_size, device,
-                        negatives, cfg.eval.allow_repeats)
+                        negatives, cfg.eval.allow_repeats, MODELS[cfg.model].factorised)
     rows = np.arange(len(cases))[ranks.rank::ranks.world]
     mine = evaluate(model, take_cases(cases, rows), protocol, L, num_users, num_items, cfg.eval.ks,
                     cfg.eval.batch_size, device, None if negatives is None else negatives[rows],
-                    cfg.eval.allow_repeats) if len(rows) else {}
+                    cfg.eval.allow_repeats, MODELS[cfg.model].factorised) if len(rows) else {}
     names = metric_names(protocol, cfg.eval.ks, cfg.eval.num_sampled)
     sums = torch.tensor([mine.get(name, 0.0) * len(rows) for name in names] + [len(rows)], dtype=torch.float64)
     totals = sum_over_ranks(sums, ranks)
@@ -80,7 +81,7 @@ def _plan_memory(cfg: RunConfig, L: int, split: Split, num_users: int, num_items
 
 
 def train(log: Interactions, cfg: RunConfig, progress: bool | None = None, checkpoint: Path | None = None,
-          resume: TrainState | None = None) -> TrainResult:
+          resume: TrainState | None = None, *, search: Callable[[int, float], None] | None = None) -> TrainResult:
     """Split `log` by the protocols' split, train cfg.model on the training examples, evaluate every protocol.
 
     With train.early_stopping_metric set, the first protocol is evaluated on the validation cases after
@@ -88,6 +89,9 @@ def train(log: Interactions, cfg: RunConfig, progress: bool | None = None, check
     without improvement, and the best epoch's weights are restored before the test evaluation.
     checkpoint: a folder written after every epoch (seqrec.training.checkpoint); `resume` continues
     from such a state, giving the numbers of an uninterrupted run.
+    search: makes this a run of a hyper-parameter search (seqrec.tuning): called with (epoch, validation value
+    of train.early_stopping_metric) after every validated epoch, it may raise to end the run (a pruned trial);
+    the test cases are never evaluated (`metrics` stays empty), so a search cannot depend on them.
     """
     started = time.perf_counter()
     spec = MODELS[cfg.model]
@@ -143,6 +147,8 @@ def train(log: Interactions, cfg: RunConfig, progress: bool | None = None, check
         if stopper is not None:
             key = metric_key(primary, stopper.metric, cfg.eval.num_sampled)    # checked by seqrec.settings
             record[STOP] = stopper.step(epoch, metrics[primary][key], model)
+            if search is not None:
+                search(epoch, metrics[primary][key])
         return record
 
     def save(state: TrainState) -> None:
@@ -157,7 +163,7 @@ def train(log: Interactions, cfg: RunConfig, progress: bool | None = None, check
     if stopper is not None:
         stopper.restore(model)
     trained = time.perf_counter()
-    metrics = evaluate_all(model, "test")
+    metrics = evaluate_all(model, "test") if search is None else {}
     validation = evaluate_all(model, "valid") if split.valid is not None else {}
     evaluated = time.perf_counter()
     train_seconds = history.train_seconds

@@ -1,4 +1,9 @@
-"""Known datasets by name, what `--data` means, and loading the log a DataConfig names."""
+"""Known datasets by name, what `--data` means, and loading the log a DataConfig names.
+
+The public datasets (ml-100k, ml-1m, ml-latest-small, amazon-video-games) are found by
+`seqrec.datasets.resolve`: `--data-dir`, else the dataset's environment variable, else the download
+cache (see that module for the variables and the checksums).
+"""
 
 from __future__ import annotations
 
@@ -9,19 +14,30 @@ from seqrec.config import DataConfig
 from seqrec.data.filters import Filters
 from seqrec.data.interactions import Interactions
 from seqrec.data.movielens import load_ml100k
+from seqrec.data.public import load_amazon_video_games, load_ml1m, load_ml_latest_small
 from seqrec.data.readers import Columns, read_log
 from seqrec.data.sessions import synthetic_sessions
-from seqrec.datasets import resolve_ml100k
+from seqrec.datasets import resolve
 from seqrec.errors import ConfigError
 
-DATASETS: dict[str, Callable[[DataConfig, Filters], Interactions]] = {
-    "ml-100k": lambda cfg, filters: load_ml100k(resolve_ml100k(cfg.data_dir), cfg.verify_checksum, filters),
+Loader = Callable[[DataConfig, Filters], Interactions]
+
+
+def _public(name: str, load: Callable[[Path, bool, Filters], Interactions]) -> Loader:
+    return lambda cfg, filters: load(resolve(name, cfg.data_dir), cfg.verify_checksum, filters)
+
+
+DATASETS: dict[str, Loader] = {
+    "ml-100k": _public("ml-100k", load_ml100k),
+    "ml-1m": _public("ml-1m", load_ml1m),
+    "ml-latest-small": _public("ml-latest-small", load_ml_latest_small),
+    "amazon-video-games": _public("amazon-video-games", load_amazon_video_games),
     "synthetic-sessions": lambda cfg, filters: synthetic_sessions(seed=0),
 }
 
 
 def data_source(data: str) -> dict[str, str]:
-    """`--data` as settings: a known dataset name (e.g. ml-100k) unless a file of that name exists."""
+    """`--data` as settings: a known dataset name (e.g. ml-100k, ml-1m) unless a file of that name exists."""
     if data in DATASETS and not Path(data).exists():
         return {"data.dataset": data}
     return {"data.path": data}

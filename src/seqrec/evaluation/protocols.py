@@ -32,6 +32,7 @@ from seqrec.evaluation.ranking import (
     chunk_rows,
     chunks,
     count_at_or_above_,
+    count_others_above,
     finite_or_neg_inf_,
     ranks_from_counts,
     take_rows,
@@ -121,14 +122,25 @@ def sampled_negatives(seen: Sequences, users: np.ndarray, num_items: int, n: int
 
 def sampled_candidates(log: Interactions, split: Split, protocols: tuple[str, ...], num_sampled: int,
                        seed: int) -> dict[str, np.ndarray]:
-    """The sampled candidates of loo-sampled per stage ('test', 'valid'): a function of the log, the split,
-    num_sampled and the seed only, so every model sees the same ones. Empty for full-ranking protocols."""
+    """The sampled candidates of loo-sampled per stage ('test', 'valid'): a function of the split,
+    num_sampled and the seed only, so every model sees the same ones. Empty for full-ranking protocols.
+
+    A stage's negatives avoid the items its cases know (history and target), and nothing later: the
+    validation candidates never depend on the test item, so a search on validation cannot see it.
+    """
     if not any(PROTOCOLS[p].candidates == "sampled" for p in protocols):
         return {}
-    order = np.argsort(log.users, kind="stable")
-    seen = Sequences.from_sorted(log.users[order], log.items[order])     # every item of each user
-    return {stage: sampled_negatives(seen, cases.users, log.num_items, num_sampled, (seed, i))
+    return {stage: sampled_negatives(_known(cases), cases.users, log.num_items, num_sampled, (seed, i))
             for i, (stage, cases) in enumerate(stages(split).items())}
+
+
+def _known(cases: EvalCases) -> Sequences:
+    """Each case's history followed by its target(s): the items it may not draw as negatives."""
+    targets = target_sets(cases)
+    rows = np.r_[cases.history.row_of_each_item(), targets.row_of_each_item()]
+    items = np.r_[cases.history.items, targets.items]
+    order = np.argsort(rows, kind="stable")
+    return Sequences.from_sorted(cases.users[rows[order]], items[order])
 
 
 def target_sets(cases: EvalCases) -> Sequences:
@@ -226,8 +238,11 @@ def _inputs(cases: EvalCases, start: int, stop: int, L: int, device: torch.devic
 
 
 def _full_ranks(model: SequentialRecommender, cases: EvalCases, spec: Protocol, L: int, top: int, rows: int,
-                device: torch.device | str, allow_repeats: bool) -> tuple[Tensor, Tensor]:
-    """Ranks of every target (n,) against items 1..top less the exclusions, and candidates per case (C,)."""
+                device: torch.device | str, allow_repeats: bool, factorised: bool) -> tuple[Tensor, Tensor]:
+    """Ranks of every target (n,) against items 1..top less the exclusions, and candidates per case (C,).
+
+    A factorised model with one target per case is scored block by block from its factors
+    (`count_others_above`); any other model through score_all, a chunk of rows at a time."""
     targets, one_each = target_sets(cases), not isinstance(cases.targets, Sequences)
     no_exclusion = Sequences(cases.users, np.zeros(len(cases) + 1, np.int64), np.zeros(0, np.int64))
     exclude = no_exclusion if allow_repeats and spec.repeats_flag else cases.exclude
@@ -235,7 +250,17 @@ def _full_ranks(model: SequentialRecommender, cases: EvalCases, spec: Protocol, 
     per_target = torch.as_tensor(counts[targets.row_of_each_item()], device=device)
     is_candidate = torch.as_tensor(is_candidate, device=device)
     ranks = []
+    fused = factorised and one_each
     for start, stop in chunks(targets.indptr, rows):
+        lo, hi = int(targets.indptr[start]), int(targets.indptr[stop])
+        if fused:
+            ex_rows, _ = _chunk_pairs(exclude, start, stop, 0, device)
+            ex_items = torch.as_tensor(exclude.items[exclude.indptr[start]: exclude.indptr[stop]], device=device)
+            at_or_above, target_scores = count_others_above(
+                *model.factors(*_inputs(cases, start, stop, L, device)),
+                torch.as_tensor(targets.items[lo:hi], device=device), top, ex_rows, ex_items)
+            ranks.append(ranks_from_counts(at_or_above, target_scores, per_target[lo:hi], is_candidate[lo:hi]))
+            continue
         scores = finite_or_neg_inf_(writable(model.score_all(*_inputs(cases, start, stop, L, device))))  # (b, I+1)
         flat = scores.view(-1)
         t_rows, t_flat = _chunk_pairs(targets, start, stop, scores.size(1), device)
@@ -245,7 +270,6 @@ def _full_ranks(model: SequentialRecommender, cases: EvalCases, spec: Protocol, 
         if spec.repeats_flag:                          # a target that repeats a history item is still ranked
             flat[t_flat] = target_scores
         at_or_above = count_at_or_above_(scores[:, : top + 1], target_scores, None if one_each else t_rows)
-        lo, hi = int(targets.indptr[start]), int(targets.indptr[stop])
         ranks.append(ranks_from_counts(at_or_above, target_scores, per_target[lo:hi], is_candidate[lo:hi]))
     return torch.cat(ranks).cpu(), torch.as_tensor(counts)
 
@@ -277,7 +301,8 @@ def _sampled_ranks(model: SequentialRecommender, cases: EvalCases, negatives: np
 @torch.no_grad()
 def evaluate(model: SequentialRecommender, cases: EvalCases, protocol: str, L: int, num_users: int,
              num_items: int, ks: tuple[int, ...] = (), batch_size: int = 1024, device: torch.device | str = "cpu",
-             negatives: np.ndarray | None = None, allow_repeats: bool = False) -> dict[str, float]:
+             negatives: np.ndarray | None = None, allow_repeats: bool = False,
+             factorised: bool = False) -> dict[str, float]:
     """Rank every case's target(s) under `protocol`; returns flat metrics (the caller keys them by protocol).
 
     ks: cut-offs (empty: the protocol's own). negatives (B, N): the sampled candidates of `loo-sampled`
@@ -287,7 +312,9 @@ def evaluate(model: SequentialRecommender, cases: EvalCases, protocol: str, L: i
 
     Cases are scored in chunks of at most batch_size rows (and targets) whose scores hold at most
     SCORE_BUDGET floats (`chunk_rows`), so memory does not grow with the number of users; ranks take
-    one comparison pass over each chunk's scores and no sort (seqrec.evaluation.ranking).
+    one comparison pass over each chunk's scores and no sort (seqrec.evaluation.ranking). With
+    `factorised` (a FactorisedRecommender: ModelSpec.factorised), one-target protocols score the
+    catalogue from the model's factors in cache-sized blocks instead.
     """
     spec, ks = PROTOCOLS[protocol], ks or PROTOCOLS[protocol].ks
     if spec.candidates == "sampled" and negatives is None:
@@ -295,12 +322,13 @@ def evaluate(model: SequentialRecommender, cases: EvalCases, protocol: str, L: i
     if negatives is not None and len(negatives) != len(cases):
         raise ConfigError(f"{len(negatives)} rows of sampled negatives for {len(cases)} cases; a sample of cases "
                           "(sample_cases) needs the same rows of the negatives (case_sample)")
-    rows = chunk_rows(num_items, batch_size)
+    fused = factorised and spec.candidates != "sampled" and not isinstance(cases.targets, Sequences)
+    rows = batch_size if fused else chunk_rows(num_items, batch_size)
     if spec.candidates == "sampled":
         ranks, counts = _sampled_ranks(model, cases, negatives, L, rows, device)
     else:
         top = min(num_users, num_items) if spec.max_candidate == "num_users" else num_items
-        ranks, counts = _full_ranks(model, cases, spec, L, top, rows, device, allow_repeats)
+        ranks, counts = _full_ranks(model, cases, spec, L, top, rows, device, allow_repeats, factorised)
     if isinstance(cases.targets, Sequences):
         return set_metrics(ranks, torch.as_tensor(cases.targets.row_of_each_item()),
                            torch.as_tensor(cases.targets.lengths), ks)

@@ -18,8 +18,10 @@ import torch
 from torch import Tensor
 
 from seqrec.data.sequences import Sequences
+from seqrec.models.base import dot_all
 
 SCORE_BUDGET = 2**24        # floats in one chunk's score matrix (64 MiB of float32)
+BLOCK = 2**19               # floats in one cache-sized block of a product model's scores (2 MiB)
 
 
 def chunk_rows(num_items: int, batch_size: int) -> int:
@@ -69,6 +71,36 @@ def count_at_or_above_(scores: Tensor, target_scores: Tensor, rows: Tensor | Non
     rowwise = scores if rows is None else scores.index_select(0, rows)             # (n, I)
     dtype = torch.float64 if rowwise.size(1) > 2**24 else None
     return rowwise.ge_(target_scores[:, None]).sum(1, dtype=dtype).long()
+
+
+def count_others_above(states: Tensor, weight: Tensor, bias: Tensor | None, targets: Tensor, top: int,
+                       excluded_rows: Tensor, excluded_items: Tensor) -> tuple[Tensor, Tensor]:
+    """From a product model's factors, without ever holding the (B, num_items + 1) scores: for each row b,
+    the target's score t_b and how many candidates other than the target score >= t_b.
+
+    states (B, D), weight (I, D), bias (I,) or None; targets (B,); candidates are items 1..top less the
+    pairs (excluded_rows, excluded_items). The catalogue is scored in column blocks small enough to stay
+    in cache, each compared and counted at once; a block's values are bitwise those of the whole product
+    (the same addmm), and the target's own column is left out of the count rather than compared with itself.
+    """
+    rows = torch.arange(len(targets), device=targets.device)
+    t_bias = None if bias is None else bias[targets][:, None].expand(-1, len(targets))
+    target_scores = dot_all(states, weight[targets], t_bias).diagonal()                    # (B,)
+    width = max(BLOCK // max(len(targets), 1), 256)
+    order = torch.argsort(excluded_items)
+    ex_rows, ex_items = excluded_rows[order], excluded_items[order]
+    counts = torch.zeros(len(targets), dtype=torch.float32, device=targets.device)
+    for lo in range(1, top + 1, width):                                                   # column 0: padding
+        hi = min(lo + width, top + 1)
+        block = dot_all(states, weight[lo:hi], None if bias is None else bias[lo:hi])     # (B, w)
+        finite_or_neg_inf_(block)
+        a, b = torch.searchsorted(ex_items, torch.tensor([lo, hi], device=ex_items.device)).tolist()
+        flat = block.view(-1)
+        flat[ex_rows[a:b] * (hi - lo) + ex_items[a:b] - lo] = -torch.inf
+        own = (targets >= lo) & (targets < hi)
+        flat[rows[own] * (hi - lo) + targets[own] - lo] = -torch.inf
+        counts += block.ge_(target_scores[:, None]).sum(1)
+    return counts.long() + 1, target_scores
 
 
 def ranks_from_counts(at_or_above: Tensor, target_scores: Tensor, num_candidates: Tensor,

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import torch
 from torch import Tensor, nn
 
 from seqrec.errors import ConfigError
@@ -50,6 +51,22 @@ class PositionwiseRecommender(SequentialRecommender, Protocol):
         ...
 
 
+class FactorisedRecommender(SequentialRecommender, Protocol):
+    """A model whose scores are a product: score_all(users, seqs) = states @ weight.T + bias (ModelSpec.factorised).
+
+    Evaluation then scores the catalogue block by block from the factors and never holds (B, num_items + 1).
+    """
+
+    def factors(self, users: Tensor, seqs: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """states (B, D), weight (num_items + 1, D), bias (num_items + 1,) or None."""
+        ...
+
+
+def dot_all(states: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """states (B, D) . weight (I, D)^T + bias (I,) -> (B, I) in one fused product (addmm)."""
+    return states @ weight.T if bias is None else torch.addmm(bias, states, weight.T)
+
+
 def history_of_L(config: Any) -> int:
     return config.L
 
@@ -63,7 +80,10 @@ class ModelSpec:
     regime: how it learns: "windows" (L inputs -> T targets), "positions" (every position of a
       chunk), "masked" (masked items of a chunk) or "counting" (one counting pass).
     history: how many recent items it reads, a function of its config (0: none, e.g. BPR-MF).
+    factorised: its scores are states @ weight.T + bias (`factors`), which evaluation exploits.
     presets: named settings, {"model_params": ..., "train": ..., "eval": ...}, chosen as each says.
+    search_space: what `seqrec tune` samples over a preset, dotted setting -> ("float", low, high[, log]),
+      ("int", low, high[, log]) or ("categorical", (choice, ...)), e.g. {"train.lr": ("float", 1e-4, 1e-2, True)}.
     """
 
     name: str
@@ -73,6 +93,8 @@ class ModelSpec:
     summary: str
     history: Callable[[Any], int] = history_of_L
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    search_space: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    factorised: bool = False            # the module is a FactorisedRecommender
 
     def build(self, config: Any, num_users: int, num_items: int) -> nn.Module:
         return self.module(config, num_users, num_items)
@@ -83,6 +105,23 @@ def shared_scores(states: Tensor, weight: Tensor, items: Tensor, bias: Tensor | 
     (+ bias[items]), one matrix product instead of a gather per row."""
     scores = states @ weight[items].T
     return scores if bias is None else scores + bias[items]
+
+
+# Search-space entries (seqrec tune) the gradient-trained sequence models share: Adam's step and L2 penalty.
+ADAM_SPACE: dict[str, tuple[Any, ...]] = {"train.lr": ("float", 1e-4, 1e-2, True),
+                                          "train.weight_decay": ("categorical", (0.0, 1e-6, 1e-5, 1e-4))}
+
+
+def sequence_space(losses: tuple[str, ...], lengths: tuple[int, ...]) -> dict[str, tuple[Any, ...]]:
+    """ADAM_SPACE plus what the position-trained sequence models share: the loss among `losses`, negatives
+    for the sampled ones, L among `lengths`, the embedding size and dropout."""
+    return ADAM_SPACE | {
+        "train.loss": ("categorical", losses),
+        "train.num_negatives": ("int", 1, 128, True),         # used by the sampled losses only
+        "model_params.L": ("categorical", lengths),
+        "model_params.embedding_dim": ("categorical", (32, 64, 128)),
+        "model_params.dropout": ("float", 0.0, 0.5),
+    }
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from seqrec.models.base import ModelSpec, check_config, shared_scores
+from seqrec.models.base import ADAM_SPACE, ModelSpec, check_config, dot_all, shared_scores
 from seqrec.models.sasrec import SASRec, SASRecConfig
 
 
@@ -58,8 +58,12 @@ class BERT4Rec(SASRec):
         h = self.states(seqs, seqs.size(1)).unsqueeze(3)                             # (B, L, k, 1)
         return (self.item_emb(items) @ h).squeeze(3) + self.out_bias[items]
 
+    def factors(self, users: Tensor, seqs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        states = self.states(self._ask_next(seqs), 1).squeeze(1)                     # (B, k)
+        return states, self.item_emb.weight[: self.mask_token], self.out_bias       # the mask token is no item
+
     def score_all(self, users: Tensor, seqs: Tensor) -> Tensor:                    # (B, num_items + 1)
-        return self._scores(self.states(self._ask_next(seqs), 1).squeeze(1))
+        return dot_all(*self.factors(users, seqs))
 
     def score(self, users: Tensor, seqs: Tensor, items: Tensor) -> Tensor:          # (B, C)
         if items.dim() == 1:
@@ -70,12 +74,22 @@ class BERT4Rec(SASRec):
 
 
 SPEC = ModelSpec(
-    name="bert4rec", config=BERT4RecConfig, module=BERT4Rec, regime="masked",
+    name="bert4rec", config=BERT4RecConfig, module=BERT4Rec, regime="masked", factorised=True,
     summary="BERT4Rec (Sun et al. 2019): bidirectional self-attention trained on masked items",
     presets={
         # Chosen on ML-100K by validation NDCG@10 of seed 0 among four candidates (README, "Comparing models").
         "bert4rec": {"model_params": {"L": 50, "embedding_dim": 64, "num_blocks": 2, "num_heads": 2, "dropout": 0.2},
                      "train": {"loss": "softmax", "lr": 3e-3, "batch_size": 64, "epochs": 200, "mask_prob": 0.4,
                                "early_stopping_metric": "auto", "patience": 10}},
+    },
+    # What `seqrec tune` samples over a preset: the masked objective keeps full softmax; every embedding_dim
+    # is divisible by every num_heads.
+    search_space=ADAM_SPACE | {
+        "train.mask_prob": ("float", 0.1, 0.6),
+        "model_params.L": ("categorical", (20, 50, 100)),
+        "model_params.embedding_dim": ("categorical", (32, 64, 128)),
+        "model_params.num_blocks": ("int", 1, 3),
+        "model_params.num_heads": ("categorical", (1, 2, 4)),
+        "model_params.dropout": ("float", 0.0, 0.5),
     },
 )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from seqrec.models.base import ModelSpec, check_settings, shared_scores
+from seqrec.models.base import ModelSpec, check_settings, dot_all, shared_scores
 
 
 @dataclass(frozen=True)
@@ -42,16 +42,26 @@ class BPRMF(nn.Module):
         p = self.user_emb(users).unsqueeze(2)                                        # (B, k, 1)
         return (self.item_emb(items) @ p).squeeze(2) + self.item_bias(items).squeeze(2)
 
+    def factors(self, users: Tensor, seqs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return self.user_emb(users), self.item_emb.weight, self.item_bias.weight[:, 0]      # (B, k), (I, k), (I,)
+
     def score_all(self, users: Tensor, seqs: Tensor) -> Tensor:                    # (B, num_items + 1)
-        return self.user_emb(users) @ self.item_emb.weight.T + self.item_bias.weight.T
+        return dot_all(*self.factors(users, seqs))
 
 
 SPEC = ModelSpec(
-    name="bprmf", config=BPRMFConfig, module=BPRMF, regime="windows", history=lambda config: 0,
+    name="bprmf", config=BPRMFConfig, module=BPRMF, regime="windows", factorised=True, history=lambda config: 0,
     summary="BPR-MF (Rendle et al. 2009): matrix factorisation, no sequence",
     presets={
         # Settings chosen on ML-100K under d2l-fixed (benchmarks/RESULTS-models.md).
         "bprmf": {"model_params": {"embedding_dim": 64},
                   "train": {"loss": "bpr", "lr": 5e-3, "weight_decay": 0.0, "batch_size": 1024, "epochs": 20}},
+    },
+    # What `seqrec tune` samples over a preset: BPR's optimiser, factor size and negatives (the loss stays BPR).
+    search_space={
+        "train.lr": ("float", 1e-4, 3e-2, True),
+        "train.weight_decay": ("categorical", (0.0, 1e-6, 1e-5, 1e-4)),
+        "train.num_negatives": ("int", 1, 8),
+        "model_params.embedding_dim": ("categorical", (16, 32, 64, 128)),
     },
 )

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqrec.models.base import ModelSpec, check_settings, shared_scores
+from seqrec.models.base import ADAM_SPACE, ModelSpec, check_settings, dot_all, shared_scores
 
 ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "identity": lambda x: x}
 
@@ -109,14 +109,17 @@ class Caser(nn.Module):
         state = self.user_state(users, seqs).unsqueeze(2)                            # (B, D, 1)
         return (self.out_emb(items) @ state).squeeze(2) + self.out_bias(items).squeeze(2)
 
+    def factors(self, users: Tensor, seqs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return self.user_state(users, seqs), self.out_emb.weight, self.out_bias.weight[:, 0]   # (B, D), (I, D), (I,)
+
     def score_all(self, users: Tensor, seqs: Tensor) -> Tensor:                    # (B, num_items + 1)
-        return self.user_state(users, seqs) @ self.out_emb.weight.T + self.out_bias.weight.T
+        return dot_all(*self.factors(users, seqs))
 
 
 _PAPER_NETWORK = {"embedding_dim": 50, "L": 5, "num_h_filters": 16, "num_v_filters": 4, "dropout": 0.5}
 
 SPEC = ModelSpec(
-    name="caser", config=CaserConfig, module=Caser, regime="windows",
+    name="caser", config=CaserConfig, module=Caser, regime="windows", factorised=True,
     summary="Caser (Tang & Wang 2018): horizontal and vertical convolutions over the last L items",
     presets={
         # The book's experiment (D2L 17.7): k=10, L=5, 16/4 filters, dropout 0.05, BPR, Adam 0.04.
@@ -150,5 +153,17 @@ SPEC = ModelSpec(
             "train": {"loss": "softmax", "lr": 1e-2, "weight_decay": 0.0, "batch_size": 256, "epochs": 30, "T": 1},
             "eval": {"protocols": ["session"]},
         },
+    },
+    # What `seqrec tune` samples over a preset (e.g. tuned): the paper's grid (L, d, filters, dropout), the
+    # optimiser, and the loss with its negatives and targets per window.
+    search_space=ADAM_SPACE | {
+        "train.loss": ("categorical", ("bpr", "bce", "softmax")),
+        "train.num_negatives": ("int", 1, 5),                 # used by bpr and bce only
+        "train.T": ("int", 1, 3),
+        "model_params.L": ("int", 1, 9),
+        "model_params.embedding_dim": ("categorical", (16, 32, 50, 64, 100)),
+        "model_params.num_h_filters": ("categorical", (4, 8, 16, 32)),
+        "model_params.num_v_filters": ("categorical", (1, 2, 4, 8)),
+        "model_params.dropout": ("float", 0.0, 0.7),
     },
 )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from seqrec.models.base import ModelSpec, check_settings, shared_scores
+from seqrec.models.base import ModelSpec, check_settings, dot_all, sequence_space, shared_scores
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,11 @@ class GRU4Rec(nn.Module):
         h = self.states(seqs)[:, -1].unsqueeze(2)                                    # (B, k, 1)
         return (self.out_emb(items) @ h).squeeze(2) + self.out_bias(items).squeeze(2)
 
+    def factors(self, users: Tensor, seqs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return self.states(seqs)[:, -1], self.out_emb.weight, self.out_bias.weight[:, 0]    # (B, k), (I, k), (I,)
+
     def score_all(self, users: Tensor, seqs: Tensor) -> Tensor:                    # (B, num_items + 1)
-        return self.states(seqs)[:, -1] @ self.out_emb.weight.T + self.out_bias.weight.T
+        return dot_all(*self.factors(users, seqs))
 
     def score_positions(self, users: Tensor, seqs: Tensor, items: Tensor) -> Tensor:  # (B, L, C)
         if items.dim() == 1:
@@ -70,11 +73,14 @@ class GRU4Rec(nn.Module):
 
 
 SPEC = ModelSpec(
-    name="gru4rec", config=GRU4RecConfig, module=GRU4Rec, regime="positions",
+    name="gru4rec", config=GRU4RecConfig, module=GRU4Rec, regime="positions", factorised=True,
     summary="GRU4Rec (Hidasi et al. 2016): a GRU over the last L items",
     presets={
         # Settings chosen on ML-100K under d2l-fixed (benchmarks/RESULTS-models.md); full softmax at every position.
         "gru4rec": {"model_params": {"L": 20, "embedding_dim": 64, "dropout": 0.2},
                     "train": {"loss": "softmax", "lr": 2e-3, "batch_size": 64, "epochs": 20}},
     },
+    # What `seqrec tune` samples over a preset.
+    search_space=sequence_space(("softmax", "sampled-softmax", "bpr"), (10, 20, 50))
+    | {"model_params.num_layers": ("int", 1, 2)},
 )

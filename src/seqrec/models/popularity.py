@@ -42,4 +42,5 @@ SPEC = ModelSpec(
     name="pop", config=PopularityConfig, module=Popularity, regime="counting", history=lambda config: 0,
     summary="popularity: the most frequent training targets, the same for everyone",
     presets={"pop": {"train": {"epochs": 1}}},
+    search_space={},                    # no settings: nothing to tune
 )

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqrec.models.base import ModelSpec, check_settings, shared_scores
+from seqrec.models.base import ModelSpec, check_settings, dot_all, sequence_space, shared_scores
 
 
 @dataclass(frozen=True)
@@ -99,8 +99,11 @@ class SASRec(nn.Module):
             return shared_scores(self.states(seqs, 1).squeeze(1), self.item_emb.weight, items)
         return (self.item_emb(items) @ self.states(seqs, 1).transpose(1, 2)).squeeze(2)
 
+    def factors(self, users: Tensor, seqs: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        return self.states(seqs, 1).squeeze(1), self.item_emb.weight, None                  # (B, k), (I, k)
+
     def score_all(self, users: Tensor, seqs: Tensor) -> Tensor:                    # (B, num_items + 1)
-        return self.states(seqs, 1).squeeze(1) @ self.item_emb.weight.T
+        return dot_all(*self.factors(users, seqs))
 
     def score_positions(self, users: Tensor, seqs: Tensor, items: Tensor) -> Tensor:  # (B, L, C)
         if items.dim() == 1:
@@ -113,11 +116,14 @@ class SASRec(nn.Module):
 
 
 SPEC = ModelSpec(
-    name="sasrec", config=SASRecConfig, module=SASRec, regime="positions",
+    name="sasrec", config=SASRecConfig, module=SASRec, regime="positions", factorised=True,
     summary="SASRec (Kang & McAuley 2018): causal self-attention over the last L items",
     presets={
         # Settings chosen on ML-100K under d2l-fixed (benchmarks/RESULTS-models.md); full softmax at every position.
         "sasrec": {"model_params": {"L": 50, "embedding_dim": 64, "num_blocks": 2, "num_heads": 1, "dropout": 0.2},
                    "train": {"loss": "softmax", "lr": 2e-3, "batch_size": 64, "epochs": 20}},
     },
+    # What `seqrec tune` samples over a preset; every embedding_dim is divisible by every num_heads.
+    search_space=sequence_space(("softmax", "sampled-softmax", "bce"), (20, 50, 100))
+    | {"model_params.num_blocks": ("int", 1, 3), "model_params.num_heads": ("categorical", (1, 2, 4))},
 )

@@ -1,0 +1,200 @@
+"""Hyper-parameter search on validation data: Optuna TPE over a model's declared search space, with pruning.
+
+A trial is an ordinary RunConfig: the base (preset, --config file, flags) with the sampled settings laid
+over it (`seqrec.settings.with_settings`). It trains with early stopping on the tuned metric, reports each
+epoch's validation value to the pruner through `pipeline.train`'s `search` hook (a pruned trial raises
+through the training loop), and never evaluates the test cases; its value is its best validation value.
+After the search the best trial's settings become OUT/best.toml and are trained once more, as an ordinary
+run, into OUT/best: the only time the test cases are read.
+
+Studies live in an Optuna storage (default sqlite:///OUT/study.sqlite). Several processes or machines may
+tune one study at once: the storage numbers the trials, and trial n draws its random numbers from
+(seed, n), so one process repeats its search exactly and two processes never draw the same candidates.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import optuna
+from optuna.trial import FrozenTrial, Trial, TrialState
+
+from seqrec.config import RunConfig
+from seqrec.data.interactions import Interactions
+from seqrec.errors import SeqrecError
+from seqrec.evaluation.protocols import metric_key
+from seqrec.pipeline import run, train
+from seqrec.runs import TrainResult, check_run_folder
+from seqrec.settings import with_settings
+from seqrec.tuning.outputs import (
+    duration,
+    params_text,
+    plot_history,
+    plot_importance,
+    to_toml,
+    trial_rows,
+    write_text,
+    write_toml,
+    write_trials,
+)
+from seqrec.tuning.space import VALIDATED_SPLITS, distribution, search_base, search_space, suggest
+from seqrec.tuning.study import WORKER, TrialSeededTPE, TuneOptions, open_study, redacted
+
+
+def check_out(out_dir: Path, final: bool) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SeqrecError(f"--out {out_dir}: is a file; tuning writes a folder")
+    if final:
+        check_run_folder(out_dir / "best")
+
+
+@dataclass
+class TuneResult:
+    """A finished search: the study (every process's trials), the best trial, its settings, the final run."""
+
+    study: optuna.Study
+    best: FrozenTrial
+    best_config: RunConfig
+    metric: str                              # 'valid/PROTOCOL/METRIC'
+    trials_here: int
+    search_seconds: float
+    final: TrainResult | None = None
+    final_seconds: float = 0.0
+    paths: list[Path] = field(default_factory=list)
+
+    def summary(self) -> str:
+        counts = {word: sum(t.state == s for t in self.study.trials)
+                  for s, word in ((TrialState.COMPLETE, "complete"), (TrialState.PRUNED, "pruned"),
+                                  (TrialState.FAIL, "failed"))}
+        lines = [f"tuned {self.best_config.model} in {duration(self.search_seconds + self.final_seconds)} (search "
+                 f"{duration(self.search_seconds)}, final run {duration(self.final_seconds)}): {self.trials_here} "
+                 f"trials here; study {self.study.study_name}: " + ", ".join(f"{n} {s}" for s, n in counts.items()),
+                 f"best trial {self.best.number}: {self.metric} {self.best.value:.4f} with {params_text(self.best)}"]
+        if self.final is not None:
+            cfg = self.best_config
+            primary = cfg.eval.protocols[0]
+            key = metric_key(primary, cfg.train.early_stopping_metric, cfg.eval.num_sampled)
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in self.final.metrics[primary].items()
+                              if ("@10" in k and not k.startswith("hit@")) or k in ("map", "mrr"))
+            lines.append(f"final run (seed {cfg.seed}): valid {key} "
+                         f"{self.final.validation[primary][key]:.4f}; test {shown}")
+        return "\n".join([*lines, "wrote " + ", ".join(map(str, self.paths))])
+
+
+def _best(study: optuna.Study) -> FrozenTrial | None:
+    try:
+        return study.best_trial
+    except ValueError:                       # no trial has finished with a value yet
+        return None
+
+
+def _trial_line(trial: FrozenTrial, study: optuna.Study, metric: str, count: int, options: TuneOptions,
+                elapsed: float) -> str:
+    """'trial 7 [3 of 20 here, 2m 5s of 30m 0s]: valid/loo-full/ndcg@10 0.1432 (epoch 6); best ...; 4.1 s; ...'."""
+    where = f"{count}{f' of {options.trials}' if options.trials else ''} here, {duration(elapsed)}"
+    where += f" of {duration(options.timeout)}" if options.timeout else ""
+    if trial.state == TrialState.COMPLETE:
+        epoch = trial.user_attrs.get("best_epoch")            # 0: a counting model, which has no epochs
+        outcome = f"{metric} {trial.value:.4f}" + (f" (epoch {epoch})" if epoch else "")
+    elif trial.state == TrialState.PRUNED:
+        step = trial.last_step
+        outcome = f"pruned at epoch {step} ({metric} {trial.intermediate_values.get(step, math.nan):.4f})"
+    else:
+        outcome = f"failed: {trial.user_attrs.get('error', 'no finite value')}"
+    best = _best(study)
+    best_text = f"; best {best.value:.4f} (trial {best.number})" if best is not None else ""
+    seconds = trial.duration.total_seconds() if trial.duration is not None else math.nan
+    return f"trial {trial.number} [{where}]: {outcome}{best_text}; {seconds:.1f} s; {params_text(trial)}"
+
+
+def tune(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions, progress: bool | None = None,
+         echo: Callable[[str], None] = lambda line: print(line, flush=True)) -> TuneResult:
+    """Search `base`'s model settings on `log`'s validation cases; write OUT/best.toml, OUT/trials.csv and .md,
+    OUT/history.png and OUT/importance.png, OUT/tune.json, and (options.final) the best run in OUT/best.
+
+    Every trial trains with the run seed; `echo` gets one line per finished trial of this process.
+    """
+    base = search_base(base)
+    space = search_space(base.model, options.params, options.fixed)
+    check_out(out_dir, options.final)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)       # our own line per trial replaces Optuna's log
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    study = open_study(base, log, out_dir, options)
+    for params in options.enqueue:
+        study.enqueue_trial(dict(params), skip_if_exists=True)
+    primary = base.eval.protocols[0]
+    key = metric_key(primary, base.train.early_stopping_metric, base.eval.num_sampled)
+    metric = f"valid/{primary}/{key}"
+
+    def objective(trial: Trial) -> float:
+        trial.set_user_attr("worker", WORKER)
+
+        def report(epoch: int, value: float) -> None:
+            trial.report(value, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+
+        try:
+            cfg = with_settings(base, suggest(trial, space), f"trial {trial.number}")
+            result = train(log, cfg, progress, search=report)
+        except SeqrecError as err:                  # bad combination, divergence: this trial fails, the search goes on
+            trial.set_user_attr("error", str(err))
+            raise
+        trial.set_user_attr("best_epoch", result.best_epoch)
+        return result.validation[primary][key]
+
+    started, count = time.perf_counter(), 0
+
+    def finished(study: optuna.Study, trial: FrozenTrial) -> None:
+        nonlocal count
+        count += 1
+        echo(_trial_line(trial, study, metric, count, options, time.perf_counter() - started))
+
+    try:
+        study.optimize(objective, n_trials=options.trials, timeout=options.timeout, catch=(SeqrecError,),
+                       callbacks=[finished])
+    except KeyboardInterrupt:
+        echo("interrupted: writing the results of the trials so far")
+    searched = time.perf_counter() - started
+    paths = write_trials(study, out_dir, metric) + plot_history(study, out_dir / "history.png", metric)
+    paths += plot_importance(study, out_dir / "importance.png", metric)
+    best = _best(study)
+    if best is None:
+        raise SeqrecError(f"no trial of study {study.study_name} has finished with a value; see {paths[0]}")
+    best_config = with_settings(base, best.params, f"trial {best.number}")
+    result = TuneResult(study, best, best_config, metric, count, searched)
+    paths.append(write_toml(best_config, out_dir / "best.toml",
+                            f"seqrec tune: best trial {best.number} of study {study.study_name}, {metric} = "
+                            f"{best.value!r} (seed {best_config.seed}); `seqrec train --config` this file repeats it"))
+    if options.final:
+        final_started = time.perf_counter()
+        result.final = run(log, best_config, out_dir / "best", progress)
+        result.final_seconds = time.perf_counter() - final_started
+        paths.append(out_dir / "best")
+    result.paths = [*paths, write_summary(result, out_dir / "tune.json", options)]
+    return result
+
+
+def write_summary(result: TuneResult, path: Path, options: TuneOptions) -> Path:
+    """OUT/tune.json: the study, the best trial, the trial counts, the seconds, and the final run's metrics."""
+    best, final = result.best, result.final
+    summary = {"study": result.study.study_name, "storage": redacted(options.storage) if options.storage else None,
+               "metric": result.metric, "seed": result.best_config.seed,
+               "best": {"number": best.number, "value": best.value, "params": best.params,
+                        "best_epoch": best.user_attrs.get("best_epoch")},
+               "trials": {"here": result.trials_here} | {s.name.lower(): sum(t.state == s for t in result.study.trials)
+                                                         for s in TrialState},
+               "seconds": {"search": result.search_seconds, "final": result.final_seconds},
+               "final": None if final is None else {"test": final.metrics, "validation": final.validation}}
+    return write_text(path, json.dumps(summary, indent=2))
+
+
+__all__ = ["VALIDATED_SPLITS", "TrialSeededTPE", "TuneOptions", "TuneResult", "check_out", "distribution", "duration",
+           "open_study", "search_base", "search_space", "suggest", "to_toml", "trial_rows", "tune", "write_toml"]

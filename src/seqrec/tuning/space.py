@@ -1,0 +1,78 @@
+"""The search space: a model's declared settings as Optuna distributions, and the base every trial starts from."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import Trial
+
+from seqrec.config import RunConfig
+from seqrec.errors import ConfigError
+from seqrec.evaluation.protocols import PROTOCOLS
+from seqrec.models.registry import model_spec
+from seqrec.settings import with_settings
+
+VALIDATED_SPLITS = ("loo", "caser-paper")   # split families with validation cases (d2l and session have none)
+
+
+def distribution(name: str, description: Sequence[Any]) -> BaseDistribution:
+    """The Optuna distribution of one ModelSpec.search_space entry.
+
+    ("float", low, high[, log]) -> FloatDistribution; ("int", low, high[, log]) -> IntDistribution;
+    ("categorical", (choice, ...)) -> CategoricalDistribution.
+    """
+    kind, *args = description
+    try:
+        if kind in ("float", "int") and len(args) in (2, 3):
+            cls = FloatDistribution if kind == "float" else IntDistribution
+            return cls(args[0], args[1], log=bool(args[2]) if len(args) == 3 else False)
+        if kind == "categorical" and len(args) == 1:
+            return CategoricalDistribution(tuple(args[0]))
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"search space entry {name}: {description!r} is not valid ({err})") from None
+    raise ConfigError(f"search space entry {name}: {description!r} is not ('float', low, high[, log]), "
+                      "('int', low, high[, log]) or ('categorical', (choices))")
+
+
+def search_space(model: str, params: Sequence[str] = (), fixed: Sequence[str] = ()) -> dict[str, BaseDistribution]:
+    """The distributions `seqrec tune` samples for `model`: the `params` part of its declared space (empty: all
+    of it but the `fixed` settings)."""
+    declared = model_spec(model).search_space
+    if not declared:
+        raise ConfigError(f"model {model} declares no search space (ModelSpec.search_space): nothing to tune")
+    unknown = [p for p in params if p not in declared]
+    if unknown:
+        raise ConfigError(f"--params: {unknown[0]} is not in model {model}'s search space; known: "
+                          f"{', '.join(declared)}")
+    names = list(params) or [name for name in declared if name not in fixed]
+    if not names:
+        raise ConfigError(f"flags fix every setting of model {model}'s search space; nothing is left to tune")
+    return {name: distribution(name, declared[name]) for name in names}
+
+
+def search_base(cfg: RunConfig, metric: str | None = None) -> RunConfig:
+    """`cfg` with early stopping on the tuned metric (None: cfg's own, else the protocol's); a protocol without
+    validation cases, or a metric that is not the protocol's, is a ConfigError."""
+    primary = cfg.eval.protocols[0]
+    if PROTOCOLS[primary].split not in VALIDATED_SPLITS:
+        usable = ", ".join(p for p, spec in PROTOCOLS.items() if spec.split in VALIDATED_SPLITS)
+        raise ConfigError(f"protocol {primary} has no validation split, and a search must never select on test "
+                          f"data; tune under {usable}")
+    metric = metric or cfg.train.early_stopping_metric or "auto"
+    return with_settings(cfg, {"train.early_stopping_metric": metric}, "--metric")
+
+
+def suggest(trial: Trial, space: Mapping[str, BaseDistribution]) -> dict[str, Any]:
+    """The settings trial samples from `space`: {dotted setting: value}, to lay over a base with with_settings."""
+    def one(name: str, dist: BaseDistribution) -> Any:
+        if isinstance(dist, FloatDistribution):
+            return trial.suggest_float(name, dist.low, dist.high, log=dist.log)
+        if isinstance(dist, IntDistribution):
+            return trial.suggest_int(name, dist.low, dist.high, log=dist.log)
+        return trial.suggest_categorical(name, dist.choices)
+
+    return {name: one(name, dist) for name, dist in space.items()}
+
+

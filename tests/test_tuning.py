@@ -1,0 +1,246 @@
+"""`seqrec tune`: a search on validation data only, shared studies, pruning, best.toml, one-line errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import optuna
+import polars as pl
+import pytest
+import torch
+
+from seqrec import tuning
+from seqrec.cli import main
+from seqrec.data.catalog import load_dataset
+from seqrec.data.interactions import Interactions
+from seqrec.errors import ConfigError
+from seqrec.evaluation.protocols import SPLITS
+from seqrec.models.registry import MODELS
+from seqrec.settings import build_run_config, preset_for, resolve_run_config, with_settings
+from tests.conftest import markov_log, run_config
+
+SMALL = {"train": {"epochs": 2, "batch_size": 128}, "eval": {"protocols": ["loo-full"]}}
+GOOD = {"train.lr": 1e-2, "train.weight_decay": 0.0, "train.loss": "softmax", "train.num_negatives": 1, "train.T": 1,
+        "model_params.L": 3, "model_params.embedding_dim": 32, "model_params.num_h_filters": 8,
+        "model_params.num_v_filters": 2, "model_params.dropout": 0.1}
+BAD = GOOD | {"train.lr": 1e-4, "train.loss": "bpr", "model_params.embedding_dim": 16, "model_params.dropout": 0.7}
+
+
+def small_log() -> Interactions:
+    return markov_log(num_users=60, num_items=30, length=12, seed=1)
+
+
+def poisoned(log: Interactions) -> Interactions:
+    """`log` with every user's last (test) item replaced by another item of the catalogue."""
+    order = np.lexsort((log.times, log.users))
+    last = order[np.r_[log.users[order][1:] != log.users[order][:-1], True]]
+    items = log.items.copy()
+    items[last] = items[last] % log.num_items + 1
+    return dataclasses.replace(log, items=items)
+
+
+def trials_of(study: optuna.Study) -> list[tuple]:
+    return [(t.number, t.state, t.params, t.value, t.intermediate_values) for t in study.trials]
+
+
+def write_csv(log: Interactions, path: Path) -> Path:
+    pl.DataFrame({"user": log.users, "item": log.items, "time": log.times}).write_csv(path)
+    return path
+
+
+def file_config(path: Path):
+    return run_config("caser", data={"path": str(path), "time_col": "time"}, **SMALL)
+
+
+@pytest.fixture(scope="module")
+def clean_search(tmp_path_factory) -> tuple[Path, tuning.TuneResult]:
+    """A search over a log file, so that best.toml names the data as `seqrec train --config` reads it."""
+    torch.set_num_threads(2)                      # module scope: before the autouse per-test setting
+    folder = tmp_path_factory.mktemp("tune")
+    base = file_config(write_csv(small_log(), folder / "log.csv"))
+    result = tuning.tune(load_dataset(base.data), base, folder / "out", tuning.TuneOptions(trials=4))
+    return folder / "out", result
+
+
+def test_search_never_reads_test_items(clean_search, tmp_path):
+    _, clean = clean_search
+    base = clean.best_config
+    log = load_dataset(base.data)
+    dirty = poisoned(log)
+    assert dirty.num_items == log.num_items and (dirty.items != log.items).sum() == log.num_users
+    result = tuning.tune(dirty, file_config(base.data.path), tmp_path / "out", tuning.TuneOptions(trials=4))
+    assert trials_of(result.study) == trials_of(clean.study)          # same trials, same values, same order
+    assert len({json.dumps(t.params) for t in clean.study.trials}) == 4
+    # the final run reads the test items once: the poison shows there, and only there
+    assert result.final.validation == clean.final.validation
+    assert result.final.metrics["loo-full"]["hr@10"] != clean.final.metrics["loo-full"]["hr@10"]
+
+
+def test_writes_trials_table_plots_summary_and_best_run(clean_search):
+    out, result = clean_search
+    rows = list(pl.read_csv(out / "trials.csv").iter_rows(named=True))
+    assert [r["number"] for r in rows] == [0, 1, 2, 3] and {r["state"] for r in rows} == {"complete"}
+    assert {"value", "seconds", "best_epoch", "train.lr", "model_params.L"} <= set(rows[0])
+    assert max(r["value"] for r in rows) == pytest.approx(result.best.value)
+    assert "| number | state | value |" in (out / "trials.md").read_text()
+    for png in ("history.png", "importance.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    best_run = json.loads((out / "best" / "metrics.json").read_text())
+    assert set(best_run["metrics"]["loo-full"]) >= {"hr@10", "ndcg@10"} and (out / "best" / "bundle").is_dir()
+    summary = json.loads((out / "tune.json").read_text())
+    assert summary["best"]["number"] == result.best.number and summary["trials"]["complete"] == 4
+    assert "tuned caser" in result.summary() and f"best trial {result.best.number}" in result.summary()
+
+
+def test_best_toml_reproduces_the_best_trial(clean_search, tmp_path):
+    out, result = clean_search
+    best = tomllib.loads((out / "best.toml").read_text())
+    assert best["train"]["lr"] == result.best.params["train.lr"] and best["train"]["early_stopping_metric"] == "ndcg@10"
+    done = subprocess.run([sys.executable, "-m", "seqrec", "train", "--config", str(out / "best.toml"), "--out",
+                           str(tmp_path / "run"), "--threads", "2"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert report["validation"]["loo-full"]["ndcg@10"] == pytest.approx(result.best.value, rel=1e-9, abs=1e-12)
+
+
+def test_pruning_stops_a_clearly_bad_trial(tmp_path):
+    options = tuning.TuneOptions(trials=2, prune_after=1, prune_warmup=0, enqueue=(GOOD, BAD), final=False)
+    base = run_config("caser", **(SMALL | {"train": {"epochs": 5, "batch_size": 128}}))
+    result = tuning.tune(small_log(), base, tmp_path / "out", options)
+    good, bad = result.study.trials
+    assert (good.state, bad.state) == (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    step = bad.last_step                              # the first epoch below the good trial's, not the last
+    assert step < 5 and bad.intermediate_values[step] < good.intermediate_values[step]
+    assert bad.params["train.lr"] == 1e-4
+    assert "pruned" in (tmp_path / "out" / "trials.csv").read_text()
+
+
+def test_second_process_joins_a_running_study(tmp_path):
+    data = write_csv(small_log(), tmp_path / "log.csv")
+    url, name = f"sqlite:///{tmp_path / 'shared.sqlite'}", "shared"
+
+    def start(trials: int, out: str) -> subprocess.Popen:
+        args = ["--data", str(data), "--time-col", "time", "--protocol", "loo-full", "--epochs", "2", "--L", "3",
+                "--trials", str(trials), "--timeout", "120", "--storage", url, "--study", name, "--no-final",
+                "--threads", "1", "--out", str(tmp_path / out)]
+        return subprocess.Popen([sys.executable, "-m", "seqrec", "tune", *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    first = start(1000, "a")                  # runs until interrupted, so the second surely joins it while it runs
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and first.poll() is None:     # until the first has finished a trial
+        try:
+            if any(t.state.is_finished() for t in optuna.load_study(study_name=name, storage=url).trials):
+                break
+        except KeyError:                        # the study does not exist yet
+            pass
+        time.sleep(0.2)
+    second = start(3, "b")
+    second_out = second.communicate(timeout=300)
+    first.send_signal(signal.SIGINT)            # Ctrl-C: the first ends its search and writes its results
+    first_out = first.communicate(timeout=300)
+    assert (first.returncode, second.returncode) == (0, 0), (first_out, second_out)
+    assert "interrupted" in first_out[0] and (tmp_path / "a" / "best.toml").is_file()
+    trials = optuna.load_study(study_name=name, storage=url).trials
+    assert sorted(t.number for t in trials) == list(range(len(trials)))                 # one numbering, no repeats
+    assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == len(trials)  # nobody drew the same trial
+    assert not any("model_params.L" in t.params for t in trials)                       # --L fixes L
+    workers = {process.pid: f"{socket.gethostname()}:{process.pid}" for process in (first, second)}
+    assert {t.user_attrs["worker"] for t in trials} == set(workers.values())
+    joined = [t.number for t in trials if t.user_attrs["worker"] == workers[second.pid]]
+    started = [t.number for t in trials if t.user_attrs["worker"] == workers[first.pid]]
+    assert len(joined) == 3 and all(t.state.is_finished() for t in trials if t.number in joined)
+    assert min(joined) < max(started)                                  # the first went on while the second ran
+
+
+@pytest.mark.parametrize(("protocol", "key"), [("caser-paper", "map"), ("loo-sampled", "ndcg@10/sampled10")])
+def test_tunes_under_every_protocol_with_validation_cases(protocol, key, tmp_path):
+    base = run_config("caser", train={"epochs": 1}, eval={"protocols": [protocol], "num_sampled": 10})
+    result = tuning.tune(small_log(), base, tmp_path / "out", tuning.TuneOptions(trials=1))
+    assert result.metric == f"valid/{protocol}/{key}" and result.best_config.train.early_stopping_metric in key
+    assert result.final.validation[protocol][key] == result.best.value
+    assert f"final run (seed 0): valid {key} {result.best.value:.4f}; test " in result.summary()
+
+
+def test_joining_a_study_with_other_settings_is_refused(tmp_path):
+    options = tuning.TuneOptions(trials=1, final=False)
+    tuning.tune(small_log(), run_config("caser", **SMALL), tmp_path / "out", options)
+    other = run_config("caser", train={"epochs": 1, "batch_size": 128}, eval={"protocols": ["loo-full"]})
+    with pytest.raises(ConfigError, match="train.epochs = 2, not 1"):
+        tuning.tune(small_log(), other, tmp_path / "out", options)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--protocol", "d2l", "--trials", "2"], "protocol d2l has no validation split"),
+    (["--metric", "map", "--trials", "2"], "'map' is not a metric of protocol loo-full"),
+    ([], "say how long to search: --trials N, --timeout 30m, or both"),
+    (["--timeout", "soon"], "a duration looks like 1800, 30m, 2h or 1d"),
+    (["--model", "pop", "--trials", "2"], "model pop declares no search space"),
+    (["--params", "train.nope", "--trials", "2"], "train.nope is not in model caser's search space"),
+])
+def test_bad_inputs_are_one_line_errors_before_anything_runs(args, message, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"                     # the data file does not exist: the error must come before reading it
+    monkeypatch.setattr(sys, "argv", ["seqrec", "tune", "--data", str(tmp_path / "missing.csv"), "--protocol",
+                                      "loo-full", "--out", str(out), *args])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and err.startswith("seqrec: error:"), err
+    assert message in err and not out.exists()
+
+
+@pytest.mark.parametrize("name", [n for n, spec in MODELS.items() if spec.search_space])
+def test_every_search_space_gives_valid_settings(name):
+    base = tuning.search_base(resolve_run_config(preset_for(name), None, {"model": name,
+                                                                         "eval.protocols": ["loo-full"]}))
+    space = tuning.search_space(name)
+    assert set(space) == set(MODELS[name].search_space)
+    ends = [{n: d.choices[i] if isinstance(d, optuna.distributions.CategoricalDistribution) else (d.low, d.high)[i]
+             for n, d in space.items()} for i in (0, -1)]
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    drawn = [tuning.suggest(study.ask(), space) for _ in range(20)]
+    for params in ends + drawn:
+        cfg = with_settings(base, params)
+        for dotted, value in params.items():
+            section, key = dotted.split(".")
+            assert getattr(getattr(cfg, section), key) == value
+
+
+def test_only_the_named_splits_have_validation_cases():
+    log = markov_log(num_users=30, num_items=20, length=10)
+    log = dataclasses.replace(log, times=log.times + log.users * 100)      # sessions end at different times
+    assert {family for family, (split, _) in SPLITS.items() if split(log).valid is not None} == \
+        set(tuning.VALIDATED_SPLITS)
+
+
+def test_best_toml_round_trips_any_settings():
+    configs = [run_config("caser", train={"lr": 1e-5, "early_stopping_metric": "auto"},
+                          data={"path": 'a "quoted" folder/log.csv', "rating_col": "r", "min_rating": 3.5},
+                          eval={"protocols": ["loo-full", "loo-sampled"], "ks": [5, 10]}),
+               run_config("sasrec", seed=7), run_config("bert4rec", train={"mask_prob": 0.35})]
+    for cfg in configs:
+        assert build_run_config(tomllib.loads(tuning.to_toml(cfg.to_dict()))) == cfg
+
+
+def test_settings_given_as_flags_are_not_searched():
+    assert set(tuning.search_space("caser", fixed=("train.lr", "train.epochs"))) == \
+        set(MODELS["caser"].search_space) - {"train.lr"}
+    assert set(tuning.search_space("caser", ("train.lr",), fixed=("train.lr",))) == {"train.lr"}   # --params wins
+    with pytest.raises(ConfigError, match="flags fix every setting of model markov's search space"):
+        tuning.search_space("markov", fixed=("model_params.L", "model_params.backoff"))
+
+
+def test_search_space_descriptions_are_checked():
+    assert tuning.distribution("x", ("float", 1e-4, 1e-2, True)).log
+    for bad in [("float", 1.0, 0.5), ("float", 0.0, 1.0, True), ("int", 1), ("normal", 0, 1), ("categorical", ())]:
+        with pytest.raises(ConfigError, match="search space entry x"):
+            tuning.distribution("x", bad)
