@@ -12,18 +12,23 @@ kinds of planted rules, mixed with popularity noise:
 
   - ``"set"`` (default): a and b both occur in the window, in either order, not necessarily adjacent;
   - ``"adjacent"``: a is immediately followed by b somewhere in the window (the rule is ordered, so
-    ``(a, b) -> c`` and ``(b, a) -> c'`` are different rules). The pair fires at whatever position
-    it sits when the draw succeeds, and pool items also meet non-adjacent or in the other order
+    ``(a, b) -> c`` and ``(b, a) -> c'`` are different rules). The draw is made at every step while
+    the pair is in the window, so with ``union_prob`` well below 1 the pair sits at any of the
+    window - 1 positions when it fires, and pool items also meet non-adjacent or in the other order
     without firing: bag-of-items features (item-transition counts, a sum of embeddings) cannot tell
-    these from the rule, and position-specific ones must learn each of the window - 1 positions,
-    while a position-invariant detector of two adjacent items (Caser's horizontal filters of
-    height 2, max-pooled) sees the rule wherever it is.
+    these from the rule, position-specific ones (Caser's vertical filters) must learn each position
+    separately, and a position-invariant detector of two adjacent items (Caser's horizontal filters
+    of height 2, max-pooled) sees the rule wherever it is.
 
   When several rule pairs are present, the one with the largest c is proposed. The pairs are drawn
   among the ``union_pool`` most popular items (so that pairs meet often) with c outside the pool.
   With many rules per pool item, each item mostly occurs without the partner of any one of its
   rules, so item-transition counts spread over the targets of all its rules, while the pair itself
-  predicts c.
+  predicts c. Each rule has its own c, unless ``union_groups`` is G: then the pool is split into G
+  groups (the pool item of popularity rank r, from 0, is in group r mod G) and c depends on the
+  groups of a and b only ("any dairy item, then any fat, lead to flour"): G x G targets for ordered
+  pairs, G (G + 1) / 2 for sets. A few filters then describe every rule, so a model that detects
+  the pattern at every position learns it from little data.
 
 A rule never proposes an item that is already among the last ``window`` items; when a union and a
 point rule both fire, the union wins. Every other event is drawn from the popularity distribution.
@@ -53,7 +58,7 @@ MIN_EVENTS = 3                      # per user, so that leave-one-out keeps a tr
 MIN_ITEMS = 10
 NOISE, POINT, UNION = 0, 1, 2       # values of SyntheticLog.source
 WRITABLE = ("csv", "tsv", "parquet")
-UNION_KINDS = ("set", "adjacent", "delayed")   # values of SynthConfig.union_kind
+UNION_KINDS = ("set", "adjacent")   # values of SynthConfig.union_kind
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,7 @@ class SynthConfig:
     num_union_rules: int | None = None  # pairs {a, b} -> c (None: 2 x union_pool, at most every pair of the pool)
     union_prob: float = 0.5         # P(next = c | a and b among the last `window` items)
     union_kind: str = "set"         # "set": a and b anywhere in the window; "adjacent": a immediately followed by b
+    union_groups: int | None = None  # c depends only on the groups (pool rank mod G) of a and b; None: one c per rule
     window: int = 5                 # how far back union rules look (the L a model needs)
     mean_gap: float = 3600.0        # mean seconds between a user's events (1 + exponential)
     start_span: int = 180 * 86_400  # users start uniformly within this many seconds
@@ -79,7 +85,7 @@ class SynthConfig:
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"synthetic {name} must be in [0, 1], got {getattr(self, name)}")
         for name, low in (("zipf_exponent", 0), ("activity_sigma", 0), ("mean_gap", 0), ("start_span", 1),
-                          ("window", 2), ("union_pool", 2), ("num_union_rules", 0)):
+                          ("window", 2), ("union_pool", 2), ("num_union_rules", 0), ("union_groups", 1)):
             value = getattr(self, name)
             if value is not None and not value >= low:
                 raise ConfigError(f"synthetic {name} must be >= {low}, got {value}")
@@ -93,6 +99,8 @@ class SynthConfig:
             raise ConfigError(f"synthetic union_pool={pool} must be at most half the {num_items} items")
         if rules > pairs:
             raise ConfigError(f"synthetic num_union_rules={rules} exceeds the {pairs} pairs of a pool of {pool}")
+        if self.union_groups is not None and self.union_groups > pool:
+            raise ConfigError(f"synthetic union_groups={self.union_groups} exceeds the union pool of {pool}")
         return pool, rules
 
 
@@ -141,7 +149,7 @@ class SyntheticLog:
         o = self.oracle
         return (f"{len(self.log)} events, {self.log.num_users} users, {self.log.num_items} items; "
                 f"{len(self.point_rules)} point rules, {len(self.union_rules)} union rules "
-                f"(window {self.config.window}); oracle HR@10 {o['hr@10']:.4f} "
+                f"({self.config.union_kind}, window {self.config.window}); oracle HR@10 {o['hr@10']:.4f} "
                 f"(point {o['point']:.4f}, union {o['union']:.4f})")
 
 
@@ -186,7 +194,8 @@ def _plant(num_items: int, popularity: _Popularity, config: SynthConfig,
            rng: np.random.Generator) -> tuple[_Rules, np.ndarray, np.ndarray]:
     """Point rules a -> b (b uniform, b != a); union pairs among the pool with c uniform outside it.
 
-    Set pairs are unordered (the table is symmetric); adjacent pairs are ordered (a before b).
+    Set pairs are unordered (the table is symmetric); adjacent pairs are ordered (a before b). With
+    union_groups, c is drawn per pair of groups (unordered for sets) instead of per rule.
     """
     triggers = rng.choice(num_items, round(config.point_fraction * num_items), replace=False).astype(np.int32) + 1
     targets = rng.integers(1, num_items, len(triggers), dtype=np.int32)
@@ -194,11 +203,18 @@ def _plant(num_items: int, popularity: _Popularity, config: SynthConfig,
     point = np.zeros(num_items + 1, dtype=np.int32)
     point[triggers] = targets
     pool_size, num_rules = config.union_sizes(num_items)
-    adjacent = config.union_kind != "set"
+    adjacent = config.union_kind == "adjacent"
     first, second = np.nonzero(~np.eye(pool_size, dtype=bool)) if adjacent else np.triu_indices(pool_size, 1)
     pairs = rng.choice(len(first), num_rules, replace=False)
     a, b = first[pairs], second[pairs]
-    c = popularity.by_rank[pool_size + rng.integers(0, num_items - pool_size, num_rules)]
+    groups = config.union_groups
+    drawn = num_rules if groups is None else groups * groups            # one c per rule, or per pair of groups
+    c = popularity.by_rank[pool_size + rng.integers(0, num_items - pool_size, drawn)]
+    if groups is not None:
+        group_a, group_b = a % groups, b % groups                       # a, b: popularity ranks within the pool
+        if not adjacent:
+            group_a, group_b = np.minimum(group_a, group_b), np.maximum(group_a, group_b)
+        c = c.reshape(groups, groups)[group_a, group_b]
     table = np.zeros((pool_size + 1, pool_size + 1), dtype=np.int32)
     table[a, b] = c
     if not adjacent:
@@ -223,27 +239,17 @@ def _walk(lengths: np.ndarray, rules: _Rules, popularity: _Popularity, config: S
     times = np.empty(len(items), dtype=np.int64)
     recent = np.zeros((len(lengths), config.window), dtype=np.int32)     # last items, newest last; 0 = none yet
     clock = rng.integers(0, config.start_span, len(lengths))             # (U,) seconds
-    delayed = config.union_kind == "delayed"
-    agenda = np.zeros((len(lengths), config.window - 1), dtype=np.int32)
     for t in range(lengths[0]):
         k = active[t]
         window, at = recent[:k], starts[:k] + t                          # (k, L), (k,)
         nxt, src = popularity.draw(rng, k), np.full(k, NOISE, dtype=np.int8)
-        union = agenda[:k, 0].copy() if delayed else rules.propose_union(window)
         for code, proposal, prob in ((POINT, rules.propose_point(window), config.point_prob),
-                                     (UNION, union, config.union_prob)):
+                                     (UNION, rules.propose_union(window), config.union_prob)):
             fire = (proposal > 0) & (rng.random(k) < prob) & ~(window == proposal[:, None]).any(1)
             nxt[fire], src[fire] = proposal[fire], code
         items[at], source[at], times[at] = nxt, src, clock[:k]
         window[:, :-1] = window[:, 1:]
         window[:, -1] = nxt
-        if delayed:
-            agenda[:k, :-1] = agenda[:k, 1:]
-            agenda[:k, -1] = 0
-            c = rules.propose_union(window[:, -2:])
-            due = rng.integers(0, config.window - 1, k)
-            rows = np.arange(k)
-            agenda[rows, due] = np.maximum(agenda[rows, due], c)
         clock[:k] += 1 + rng.exponential(config.mean_gap, k).astype(np.int64)
     return items, source, times
 
