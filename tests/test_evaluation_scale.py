@@ -123,7 +123,7 @@ def test_a_chunks_scores_stay_within_the_budget_whatever_the_batch_size(monkeypa
 
 
 def test_chunk_sizes():
-    assert chunk_rows(1682, 1024) == 1024 and chunk_rows(100_000, 1024) == 2**24 // 100_001 == 167
+    assert chunk_rows(1682, 1024) == 1024 and chunk_rows(100_000, 1024) == 2**22 // 100_001 == 41
     assert chunk_rows(10**9, 1024) == 1                                       # never zero rows
     assert list(chunks(np.arange(6), 2)) == [(0, 2), (2, 4), (4, 5)]           # one target per case
     assert list(chunks(np.array([0, 3, 4, 5, 9]), 2)) == [(0, 1), (1, 3), (3, 4)]  # a case over budget goes alone
