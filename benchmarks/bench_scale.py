@@ -1,6 +1,6 @@
 """How time and memory grow with the log: synthetic logs of 10^5, 10^6 and 10^7 events.
 
-    python benchmarks/bench_scale.py [--sizes 1e5,1e6,1e7] [--out benchmarks/scale] [--no-readme]
+    python benchmarks/bench_scale.py [--sizes 1e5,1e6,1e7] [--limit SECONDS] [--add] [--out DIR] [--no-readme]
 
 For each size, a synthetic log (`seqrec.data.synthetic`, users = events / 20, items = events / 100
 capped at 10^5) is written as Parquet; then, each in a fresh process so peaks do not mix:
@@ -9,8 +9,9 @@ and for Caser `d2l`, Caser `tuned` and SASRec one training epoch and the full `l
 every user (test and validation). The `tuned` and SASRec presets use the full softmax on ML-100K; at
 10^5 items they train with 1,000 popularity-drawn shared negatives (logQ-corrected sampled softmax),
 said in the table. Peak memory is the process's peak RSS at the end of each phase (so it includes the
-phases before). Writes OUT/scale.json, OUT/scale.md and OUT/scale.png (log-log) and the README section
-`scale`.
+phases before). A run longer than --limit seconds is stopped and shown as not finished; --add keeps the
+rows of other sizes from an earlier OUT/scale.json. Writes OUT/scale.json, OUT/scale.md and OUT/scale.png
+(log-log) and the README section `scale`.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ cfg = api.resolve_run_config(preset, None, {"data.path": path, "eval.protocols":
 started = time.perf_counter()
 spec = MODELS[cfg.model]
 _, split, _ = split_for(log, cfg)
-examples = make_regime(spec.regime, cfg.train, log.num_items).examples(split.train, spec.history(cfg.model_params))
+regime = make_regime(spec.regime, cfg.train, log.num_items, np.bincount(split.train.items, minlength=log.num_items + 1))
+examples = regime.examples(split.train, spec.history(cfg.model_params))
 out["examples"] = (time.perf_counter() - started, peak_mb())
 result = api.train(log, cfg, progress=False)
 out["train_epoch"] = (result.timings["train_seconds"], peak_mb())
@@ -66,9 +68,15 @@ print(json.dumps(out))
 """
 
 
-def measure(path: Path, preset: str, overrides: dict) -> dict:
-    done = subprocess.run([sys.executable, "-c", PHASES, str(path), preset, json.dumps(overrides)],
-                          capture_output=True, text=True, check=True)
+def measure(path: Path, preset: str, overrides: dict, limit: float | None) -> dict | None:
+    """The phases' times and peaks, or None when the run took longer than `limit` seconds."""
+    try:
+        done = subprocess.run([sys.executable, "-c", PHASES, str(path), preset, json.dumps(overrides)],
+                              capture_output=True, text=True, timeout=limit)
+    except subprocess.TimeoutExpired:
+        return None
+    if done.returncode:
+        sys.exit(f"{preset} on {path.name} failed: {done.stderr.strip().splitlines()[-1]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -76,17 +84,19 @@ def _cell(phase: list[float]) -> str:
     return f"{phase[0]:.1f} ({phase[1]:,.0f})"
 
 
+def _row_line(r: dict) -> str:
+    events, users, items = r["sizes"]
+    if "ingest" not in r:
+        return f"| {events:,} | {users:,} | {items:,} | {r['model']} | not finished in {r['limit']:.0f} s | | | | |"
+    cells = [f"{events:,}", f"{users:,}", f"{items:,}", r["model"], _cell(r["ingest"]), _cell(r["examples"]),
+             f"{r['train_epoch'][0]:.1f} ({r['windows_per_second']:,.0f})", _cell(r["evaluate"]), f"{r['hr@10']:.4f}"]
+    return "| " + " | ".join(cells) + " |"
+
+
 def markdown(rows: list[dict]) -> str:
     head = ("| events | users | items | model | ingest s (peak MB) | examples s (peak MB) | epoch s (windows/s) | "
             "evaluate s (peak MB) | HR@10 |")
-    lines = [head, "|" + "---|" * 9]
-    for r in rows:
-        events, users, items = r["sizes"]
-        cells = [f"{events:,}", f"{users:,}", f"{items:,}", r["model"], _cell(r["ingest"]), _cell(r["examples"]),
-                 f"{r['train_epoch'][0]:.1f} ({r['windows_per_second']:,.0f})", _cell(r["evaluate"]),
-                 f"{r['hr@10']:.4f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join([head, "|" + "---|" * 9, *map(_row_line, rows)])
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -97,12 +107,12 @@ def plot(rows: list[dict], path: Path) -> None:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     for model in dict.fromkeys(r["model"] for r in rows):
-        mine = [r for r in rows if r["model"] == model]
+        mine = [r for r in rows if r["model"] == model and "ingest" in r]
         events = [r["sizes"][0] for r in mine]
         for phase, style in (("train_epoch", "-o"), ("evaluate", "--s")):
             left.loglog(events, [r[phase][0] for r in mine], style, label=f"{model}: {phase.replace('_', ' ')}")
         right.loglog(events, [r["evaluate"][1] for r in mine], "-o", label=model)
-    first = [r for r in rows if r["model"] == rows[0]["model"]]
+    first = [r for r in rows if r["model"] == rows[0]["model"] and "ingest" in r]
     left.loglog([r["sizes"][0] for r in first], [r["ingest"][0] + r["examples"][0] for r in first], ":^",
                 label="ingest + examples")
     left.set(xlabel="events", ylabel="seconds", title="time (2 CPU cores)")
@@ -119,13 +129,17 @@ def main() -> None:
     parser.add_argument("--sizes", default="1e5,1e6,1e7")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "scale")
     parser.add_argument("--no-readme", action="store_true")
+    parser.add_argument("--limit", type=float, default=None, help="seconds allowed per measured run (default: none)")
+    parser.add_argument("--add", action="store_true", help="keep OUT/scale.json's rows of other sizes")
     args = parser.parse_args()
     from seqrec.data.synthetic import write_synthetic
 
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    sizes = [int(float(s)) for s in args.sizes.split(",")]
+    kept = json.loads((args.out / "scale.json").read_text()) if args.add else []
+    rows = [r for r in kept if r["sizes"][0] not in sizes]
     with tempfile.TemporaryDirectory() as tmp:
-        for size in (int(float(s)) for s in args.sizes.split(",")):
+        for size in sizes:
             users, items = size // 20, min(size // 100, 100_000)
             path = Path(tmp) / f"log-{size}.parquet"
             started = time.perf_counter()
@@ -133,10 +147,12 @@ def main() -> None:
             print(f"{size:,} events: generated in {time.perf_counter() - started:.1f} s", flush=True)
             for model, preset in MODELS.items():
                 shared = items >= LARGE_CATALOGUE and preset != "d2l"
-                row = measure(path, preset, SHARED if shared else {})
+                row = measure(path, preset, SHARED if shared else {}, args.limit)
+                row = row or {"sizes": [size, users, items], "limit": args.limit}
                 row["model"] = model + (" (shared negatives)" if shared else "")
                 rows.append(row)
                 print(markdown([row]).splitlines()[-1], flush=True)
+    rows.sort(key=lambda r: r["sizes"][0])
     (args.out / "scale.json").write_text(json.dumps(rows, indent=2) + "\n")
     table = markdown(rows)
     (args.out / "scale.md").write_text(table + "\n")
@@ -144,7 +160,8 @@ def main() -> None:
     print(table)
     if not args.no_readme:
         chart = (args.out / "scale.png").relative_to(REPO)
-        replace_section("scale", f"`python benchmarks/bench_scale.py` on 2 CPU cores:\n\n{table}\n\n![scale]({chart})")
+        replace_section("scale", f"`python benchmarks/bench_scale.py` on 2 CPU cores (seconds, peak RSS of the "
+                                 f"process in MB):\n\n{table}\n\n![scale]({chart})")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from seqrec.config import TrainConfig
 from seqrec.data.sequences import Sequences, Windows
+from seqrec.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,8 @@ class Regime:
 
     def __init__(self, cfg: TrainConfig, num_items: int, popularity: np.ndarray | None = None) -> None:
         self.cfg, self.num_items = cfg, num_items
+        if cfg.negatives != "uniform" and popularity is None:
+            raise ConfigError(f"train.negatives={cfg.negatives!r} needs the items' training counts (popularity)")
         self._shared = None if cfg.negatives == "uniform" else SharedNegatives(popularity, cfg)
 
     def shared(self, targets: Tensor, rng: np.random.Generator) -> SharedCandidates | None:
