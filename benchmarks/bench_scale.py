@@ -108,6 +108,8 @@ def plot(rows: list[dict], path: Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     for model in dict.fromkeys(r["model"] for r in rows):
         mine = [r for r in rows if r["model"] == model and "ingest" in r]
+        if not mine:
+            continue
         events = [r["sizes"][0] for r in mine]
         for phase, style in (("train_epoch", "-o"), ("evaluate", "--s")):
             left.loglog(events, [r[phase][0] for r in mine], style, label=f"{model}: {phase.replace('_', ' ')}")
@@ -117,7 +119,7 @@ def plot(rows: list[dict], path: Path) -> None:
                 label="ingest + examples")
     left.set(xlabel="events", ylabel="seconds", title="time (2 CPU cores)")
     right.set(xlabel="events", ylabel="peak RSS, MB", title="peak memory of the whole run")
-    left.legend(fontsize=7)
+    left.legend(fontsize=7, loc="upper left")
     right.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
