@@ -58,13 +58,14 @@ def _evaluate_shared(model: nn.Module, cases: EvalCases, protocol: str, L: int, 
                      cfg: RunConfig, negatives: np.ndarray | None, device: torch.device, ranks: Ranks
                      ) -> dict[str, float]:
     """`evaluate`, each process ranking every world-th case; the per-process means are combined by their counts."""
+    def ranked(these: EvalCases, drawn: np.ndarray | None) -> dict[str, float]:
+        return evaluate(model, these, protocol, L, num_users, num_items, cfg.eval.ks, cfg.eval.batch_size, device,
+                        drawn, cfg.eval.allow_repeats, MODELS[cfg.model].factorised)
+
     if ranks.world == 1:
-        return evaluate(model, cases, protocol, L, num_users, num_items, cfg.eval.ks, cfg.eval.batch_size, device,
-                        negatives, cfg.eval.allow_repeats, MODELS[cfg.model].factorised)
+        return ranked(cases, negatives)
     rows = np.arange(len(cases))[ranks.rank::ranks.world]
-    mine = evaluate(model, take_cases(cases, rows), protocol, L, num_users, num_items, cfg.eval.ks,
-                    cfg.eval.batch_size, device, None if negatives is None else negatives[rows],
-                    cfg.eval.allow_repeats, MODELS[cfg.model].factorised) if len(rows) else {}
+    mine = ranked(take_cases(cases, rows), None if negatives is None else negatives[rows]) if len(rows) else {}
     names = metric_names(protocol, cfg.eval.ks, cfg.eval.num_sampled)
     sums = torch.tensor([mine.get(name, 0.0) * len(rows) for name in names] + [len(rows)], dtype=torch.float64)
     totals = sum_over_ranks(sums, ranks)
@@ -118,13 +119,14 @@ def train(log: Interactions, cfg: RunConfig, progress: bool | None = None, check
     sampled = cfg.train.loss in SAMPLED_LOSSES and cfg.train.negatives == "uniform" and not regime.counting
     sampler = NegativeSampler(split.train, log.num_items) if sampled else None
     primary, metric = cfg.eval.protocols[0], cfg.train.early_stopping_metric
-    cases = {stage: sample_cases(c, cfg.eval.max_users, cfg.seed) for stage, c in stages(split).items()}
+    every_case = stages(split)
+    cases = {stage: sample_cases(c, cfg.eval.max_users, cfg.seed) for stage, c in every_case.items()}
     notes = []
     if metric is not None and split.valid is None:
         notes.append(f"no early stopping: protocol {primary} has no validation split, so all {cfg.train.epochs} "
                      "epochs were trained (early stopping needs loo-full, loo-sampled or caser-paper)")
         metric = None
-    negatives = {stage: drawn[case_sample(len(stages(split)[stage]), cfg.eval.max_users, cfg.seed)]
+    negatives = {stage: drawn[case_sample(len(every_case[stage]), cfg.eval.max_users, cfg.seed)]
                  for stage, drawn in sampled_candidates(log, split, cfg.eval.protocols, cfg.eval.num_sampled,
                                                          cfg.seed).items()}
 

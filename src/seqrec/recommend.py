@@ -91,7 +91,7 @@ def top_k(bundle: Bundle, users: np.ndarray, seqs: np.ndarray, exclude_rows: np.
 
     Returns items (B, k) int64 and scores (B, k) float32; a row with fewer than k candidates
     ends in -inf scores (its items there are meaningless). Rows are scored in chunks of at most
-    batch_size whose scores hold about 2^24 floats at most (`chunk_rows`), whatever the catalogue.
+    batch_size whose scores hold at most SCORE_BUDGET floats (`chunk_rows`), whatever the catalogue.
     """
     model, out_items, out_scores = bundle.model, [], []
     users_t, seqs_t = torch.as_tensor(users, dtype=torch.long), torch.as_tensor(seqs, dtype=torch.long)

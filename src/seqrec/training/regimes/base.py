@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from seqrec.config import TrainConfig
 from seqrec.data.sequences import Sequences, Windows
 from seqrec.errors import ConfigError
+from seqrec.losses import corrected_softmax_loss
 
 
 @dataclass(frozen=True)
@@ -26,9 +27,11 @@ class SharedCandidates:
     def log_count(self, items: Tensor) -> Tensor:
         return self.log_q[items] + self.log_draws
 
-    def hit(self, targets: Tensor) -> Tensor:
-        """(P, C) True where a candidate is the row's own target."""
-        return self.items[None, :] == targets[:, None]
+    def loss(self, pos: Tensor, cand: Tensor, targets: Tensor) -> Tensor:
+        """The corrected softmax loss of positives `targets` (P,) scoring pos (P,) against these candidates,
+        scored cand (P, C); a candidate equal to its row's target is left out of that row's sum."""
+        hit = self.items[None, :] == targets[:, None]                                  # (P, C)
+        return corrected_softmax_loss(pos, cand, hit, self.log_count(targets), self.log_count(self.items))
 
 
 class SharedNegatives:

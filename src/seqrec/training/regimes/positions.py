@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from seqrec.data.sequences import Sequences, Windows, make_position_windows
-from seqrec.losses import FULL_LOSSES, SAMPLED_LOSSES, corrected_softmax_loss
+from seqrec.losses import FULL_LOSSES, SAMPLED_LOSSES
 from seqrec.training.regimes.base import Batch, Regime
 
 
@@ -28,9 +28,7 @@ class PositionsRegime(Regime):
             valid = targets != 0                                                       # (B, L)
             pos = model.score_positions(users, inputs, targets.unsqueeze(2))[valid][:, 0]   # (P,)
             cand = model.score_positions(users, inputs, shared.items)[valid]           # (P, C)
-            real = targets[valid]
-            return corrected_softmax_loss(pos, cand, shared.hit(real), shared.log_count(real),
-                                          shared.log_count(shared.items))
+            return shared.loss(pos, cand, targets[valid])
         if batch.negatives is None:                                                    # target 0 is ignored
             return FULL_LOSSES[self.cfg.loss](model.score_all_positions(users, inputs), targets.unsqueeze(2))
         valid = targets != 0                                                           # (B, L)

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from seqrec.data.sequences import Sequences, Windows, make_windows
-from seqrec.losses import FULL_LOSSES, SAMPLED_LOSSES, corrected_softmax_loss
+from seqrec.losses import FULL_LOSSES, SAMPLED_LOSSES
 from seqrec.training.regimes.base import Batch, Regime
 
 
@@ -25,9 +25,7 @@ class WindowsRegime(Regime):
             T = batch.targets.size(1)
             pos = model.score(batch.users, batch.inputs, batch.targets).reshape(-1)     # (B T,)
             cand = model.score(batch.users, batch.inputs, shared.items).repeat_interleave(T, 0)  # (B T, C)
-            targets = batch.targets.reshape(-1)
-            return corrected_softmax_loss(pos, cand, shared.hit(targets), shared.log_count(targets),
-                                          shared.log_count(shared.items))
+            return shared.loss(pos, cand, batch.targets.reshape(-1))
         if batch.negatives is None:
             return FULL_LOSSES[self.cfg.loss](model.score_all(batch.users, batch.inputs), batch.targets)
         T = batch.targets.size(1)
