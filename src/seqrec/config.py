@@ -23,6 +23,7 @@ from seqrec.errors import ConfigError
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 NEGATIVES = ("uniform", "popularity", "in-batch")
+BATCH_ORDERS = ("shuffled", "by-length")
 
 
 def _require(condition: bool, message: str) -> None:
@@ -96,10 +97,14 @@ class TrainConfig:
     eval_every: int = 0                 # evaluate every N epochs (validation cases when the split has them)
     early_stopping_metric: str | None = None  # e.g. "ndcg@10" ("auto": the protocol's): validate every epoch
     patience: int = 5                   # stop after this many epochs without a better validation value
+    refit: bool = False                 # test with a fresh model trained on training + validation items for the
+                                        #   selected number of epochs (the best epoch, else train.epochs)
     mask_prob: float = 0.2              # regime "masked" (BERT4Rec): share of positions hidden per sequence
     precision: str = "fp32"             # fp32 | bf16 | fp16 (CUDA): the forward pass under autocast
     negatives: str = "uniform"          # uniform (per example, unseen items) | popularity | in-batch (shared by
                                         #   the batch, logQ-corrected; loss sampled-softmax only)
+    batch_order: str = "shuffled"       # shuffled | by-length (batches of similar lengths, each cut to its
+                                        #   longest example; for models whose spec says cuts_padding)
 
     def __post_init__(self) -> None:
         _check_types(self, "train")
@@ -116,6 +121,8 @@ class TrainConfig:
                                               f"got {self.negatives!r}")
         _require(self.negatives == "uniform" or self.loss == "sampled-softmax",
                  f"train.negatives={self.negatives} needs train.loss=sampled-softmax, got {self.loss!r}")
+        _require(self.batch_order in BATCH_ORDERS, f"train.batch_order must be one of {', '.join(BATCH_ORDERS)}, "
+                                                   f"got {self.batch_order!r}")
         _require(self.precision in PRECISIONS, f"train.precision must be one of {', '.join(PRECISIONS)}, "
                                                f"got {self.precision!r}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from seqrec.config import RunConfig
 from seqrec.data.filters import require_events
 from seqrec.data.interactions import Interactions
 from seqrec.data.sampling import NegativeSampler
+from seqrec.data.sequences import Sequences, Windows
 from seqrec.data.sessions import sessionize
 from seqrec.data.split import EvalCases, Split, stages
 from seqrec.errors import ConfigError, DataError
@@ -38,6 +40,7 @@ from seqrec.selection import EarlyStopping
 from seqrec.settings import build_run_config
 from seqrec.training import STOP, TrainState, fit, load_checkpoint, make_regime, resolve_device, save_checkpoint
 from seqrec.training.distributed import Ranks, barrier, join, sum_over_ranks
+from seqrec.training.regimes import Regime
 
 EXAMPLE_BYTES = 32       # per training event and window position: int64 indices, values and masks while gathering
 
@@ -104,20 +107,8 @@ def train(log: Interactions, cfg: RunConfig, progress: bool | None = None, check
     _plan_memory(cfg, L, split, log.num_users, log.num_items)
     device = resolve_device(cfg.train.device)
     ranks = join(device)
-    torch.manual_seed(cfg.seed)
-    model = spec.build(cfg.model_params, log.num_users, log.num_items)
-    if ranks.world > 1:                      # ranks start from rank 0's weights (DDP); dropout differs by rank
-        torch.manual_seed(cfg.seed + 1_000_003 * ranks.rank)
-    regime = make_regime(spec.regime, cfg.train, log.num_items,
-                         np.bincount(split.train.items, minlength=log.num_items + 1))
-    examples = regime.examples(split.train, L)
-    if len(examples) == 0:
-        longest = int(split.train.lengths.max(initial=0))
-        raise DataError(f"no training examples: with train.T={cfg.train.T} no training sequence is long enough "
-                        f"(the longest has {longest} item{'s' if longest != 1 else ''}); lower train.T or use "
-                        "longer histories")
-    sampled = cfg.train.loss in SAMPLED_LOSSES and cfg.train.negatives == "uniform" and not regime.counting
-    sampler = NegativeSampler(split.train, log.num_items) if sampled else None
+    model = _fresh_model(cfg, log.num_users, log.num_items, ranks)
+    regime, examples, sampler = _training_inputs(cfg, split.train, L, log.num_items)
     primary, metric = cfg.eval.protocols[0], cfg.train.early_stopping_metric
     every_case = stages(split)
     cases = {stage: sample_cases(c, cfg.eval.max_users, cfg.seed) for stage, c in every_case.items()}
@@ -165,22 +156,63 @@ def train(log: Interactions, cfg: RunConfig, progress: bool | None = None, check
     if stopper is not None:
         stopper.restore(model)
     trained = time.perf_counter()
-    metrics = evaluate_all(model, "test") if search is None else {}
     validation = evaluate_all(model, "valid") if split.valid is not None else {}
+    refit_epochs, refit_seconds = None, 0.0
+    if cfg.train.refit and search is None:
+        refit_epochs = stopper.best_epoch if stopper is not None else cfg.train.epochs
+        model, refit_seconds = _refit(cfg, split, L, log.num_users, log.num_items, refit_epochs, progress, ranks)
+        notes.append(f"test metrics are those of a fresh model trained for {refit_epochs} epoch(s) on training + "
+                     "validation items (train.refit); validation metrics are those of the selected model")
+    metrics = evaluate_all(model, "test") if search is None else {}
     evaluated = time.perf_counter()
     train_seconds = history.train_seconds
     timings = {"prepare_seconds": prepared - started, "train_seconds": train_seconds,
-               "eval_seconds": evaluated - trained, "total_seconds": evaluated - started,
+               "eval_seconds": evaluated - trained - refit_seconds, "total_seconds": evaluated - started,
                "train_windows_per_second": history.windows_seen / train_seconds if train_seconds else 0.0,
                "windows_per_epoch": len(examples), "threads": torch.get_num_threads(),
-               "processes": ranks.world}
+               "processes": ranks.world} | ({"refit_seconds": refit_seconds} if refit_epochs is not None else {})
     dataset = {"name": cfg.data.path or cfg.data.dataset, "sha256": log.checksum, "num_users": log.num_users,
                "num_items": log.num_items, "num_events": len(log), "device": str(device),
                "split": split_family(cfg.eval.protocols), "dropped_users": dropped,
                "cases": {stage: len(c) for stage, c in cases.items()},
                "repeat_cases": {stage: repeat_cases(c) for stage, c in cases.items()}, "source": log.source}
     return TrainResult(model.cpu().eval(), cfg, metrics, history.epochs, timings, count_parameters(model), dataset,
-                       validation, stopper.best_epoch if stopper is not None else None, log, notes)
+                       validation, stopper.best_epoch if stopper is not None else None, refit_epochs, log, notes)
+
+
+def _fresh_model(cfg: RunConfig, num_users: int, num_items: int, ranks: Ranks) -> nn.Module:
+    """cfg.model initialised from cfg.seed, with torch's generator then set for training."""
+    torch.manual_seed(cfg.seed)
+    model = MODELS[cfg.model].build(cfg.model_params, num_users, num_items)
+    if ranks.world > 1:                      # ranks start from rank 0's weights (DDP); dropout differs by rank
+        torch.manual_seed(cfg.seed + 1_000_003 * ranks.rank)
+    return model
+
+
+def _training_inputs(cfg: RunConfig, sequences: Sequences, L: int, num_items: int
+                     ) -> tuple[Regime, Windows, NegativeSampler | None]:
+    """The regime of cfg.model, its training examples from `sequences`, and the sampler of its negatives."""
+    regime = make_regime(MODELS[cfg.model].regime, cfg.train, num_items,
+                         np.bincount(sequences.items, minlength=num_items + 1))
+    examples = regime.examples(sequences, L)
+    if len(examples) == 0:
+        longest = int(sequences.lengths.max(initial=0))
+        raise DataError(f"no training examples: with train.T={cfg.train.T} no training sequence is long enough "
+                        f"(the longest has {longest} item{'s' if longest != 1 else ''}); lower train.T or use "
+                        "longer histories")
+    sampled = cfg.train.loss in SAMPLED_LOSSES and cfg.train.negatives == "uniform" and not regime.counting
+    return regime, examples, NegativeSampler(sequences, num_items) if sampled else None
+
+
+def _refit(cfg: RunConfig, split: Split, L: int, num_users: int, num_items: int, epochs: int,
+           progress: bool | None, ranks: Ranks) -> tuple[nn.Module, float]:
+    """A fresh model (same seed) trained for `epochs` on what the test cases may see, training + validation
+    items (split.test.history), and its training seconds."""
+    model = _fresh_model(cfg, num_users, num_items, ranks)
+    regime, examples, sampler = _training_inputs(cfg, split.test.history, L, num_items)
+    train_cfg = dataclasses.replace(cfg.train, epochs=epochs)
+    history = fit(model, regime, examples, sampler, train_cfg, cfg.seed, progress=progress, ranks=ranks)
+    return model, history.train_seconds
 
 
 def run(log: Interactions, cfg: RunConfig, out_dir: Path, progress: bool | None = None,

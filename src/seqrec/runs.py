@@ -39,11 +39,13 @@ class TrainResult:
     dataset: dict[str, Any] = field(default_factory=dict)
     validation: dict[str, dict[str, float]] = field(default_factory=dict)  # final metrics on the validation cases
     best_epoch: int | None = None       # the epoch whose weights were kept (early stopping), else None
+    refit_epochs: int | None = None     # train.refit: epochs of the model trained on training + validation items
     log: Interactions | None = field(default=None, repr=False)    # the training log, for the bundle
     notes: list[str] = field(default_factory=list)  # settings that could not apply, said in words
 
     def to_json(self) -> dict[str, Any]:
         return {"metrics": self.metrics, "validation": self.validation, "best_epoch": self.best_epoch,
+                "refit_epochs": self.refit_epochs,
                 "seed": self.config.seed, "config": self.config.to_dict(),
                 "model": {"name": self.config.model, "num_parameters": self.num_parameters},
                 "dataset": self.dataset, "history": self.history, "timings": self.timings,

@@ -19,7 +19,14 @@ from seqrec.data.catalog import DATASETS
 from seqrec.data.filters import DEDUPE, SHORT_USERS
 from seqrec.data.readers import FORMATS
 from seqrec.errors import ConfigError
-from seqrec.evaluation.protocols import PROTOCOLS, metric_key, metric_names, split_family
+from seqrec.evaluation.protocols import (
+    PROTOCOLS,
+    VALIDATED_SPLITS,
+    metric_key,
+    metric_names,
+    split_family,
+    validated_protocols,
+)
 from seqrec.losses import LOSS_NAMES
 from seqrec.models.registry import MODELS, PRESETS, model_config
 from seqrec.training import resolve_device
@@ -46,6 +53,14 @@ def _check_names(cfg: RunConfig, where: str) -> None:
         raise ConfigError(f"unknown protocol {unknown[0]!r}; known: {', '.join(PROTOCOLS)}")
     split_family(evaluation.protocols)
     _check_device(train.device)
+    if train.refit and PROTOCOLS[evaluation.protocols[0]].split not in VALIDATED_SPLITS:
+        usable = validated_protocols()
+        raise ConfigError(f"train.refit needs a protocol with a validation split ({usable}), "
+                          f"not {evaluation.protocols[0]}")
+    if train.batch_order == "by-length" and not MODELS[cfg.model].cuts_padding:
+        cutting = ", ".join(name for name, spec in sorted(MODELS.items()) if spec.cuts_padding)
+        raise ConfigError(f"train.batch_order=by-length needs a model whose batches can be cut to their longest "
+                          f"example ({cutting}), not {cfg.model}")
     _check_precision(train.precision, train.device)
     metric = train.early_stopping_metric
     if metric is not None:

@@ -86,10 +86,15 @@ class Windows:
         """(inputs, targets) of examples (B, width), numpy arrays or tensors alike."""
         if self.layout == "next":
             return chunk[:, self.width - self.T - self.L: self.width - self.T], chunk[:, self.width - self.T:]
-        if self.layout == "positions":
-            inputs = chunk[:, : self.L]
+        if self.layout == "positions":              # chunk may be cut to fewer than width columns
+            inputs = chunk[:, :-1]
             return inputs, chunk[:, 1:] * (inputs != 0)
         return chunk, chunk
+
+    @property
+    def sizes(self) -> np.ndarray:
+        """(W,) how many real (not padding) items each example has, at most width."""
+        return np.minimum(self.ends - self.starts + 1, self.width)
 
     @property
     def inputs(self) -> np.ndarray:

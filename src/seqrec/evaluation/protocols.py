@@ -43,6 +43,7 @@ from seqrec.models.base import SequentialRecommender
 # Split families by name: the split function and the fewest events per user (or session) it needs.
 SPLITS: dict[str, tuple[Callable[[Interactions], Split], int]] = {
     "d2l": (d2l_split, 1), "loo": (loo_split, 3), "caser-paper": (caser_paper_split, 3), "session": (session_split, 2)}
+VALIDATED_SPLITS = ("loo", "caser-paper")   # split families with validation cases (d2l and session have none)
 CASE_STREAM = 2**32 - 1     # default_rng((seed, CASE_STREAM)) samples cases; (seed, stage) draws negatives
 
 
@@ -67,6 +68,11 @@ PROTOCOLS = {
     "caser-paper": Protocol("caser-paper", "caser-paper", (1, 5, 10), ("precision@10", "map"), selection="map"),
     "session": Protocol("session", "session", (5, 10, 20), ("hr@10", "mrr@10"), mrr_at_k=True, selection="mrr@10"),
 }
+
+
+def validated_protocols() -> str:
+    """The protocols with validation cases, comma-separated (for messages)."""
+    return ", ".join(p for p, spec in PROTOCOLS.items() if spec.split in VALIDATED_SPLITS)
 
 
 def metric_key(protocol: str, name: str, num_sampled: int) -> str:

@@ -81,6 +81,8 @@ class ModelSpec:
       chunk), "masked" (masked items of a chunk) or "counting" (one counting pass).
     history: how many recent items it reads, a function of its config (0: none, e.g. BPR-MF).
     factorised: its scores are states @ weight.T + bias (`factors`), which evaluation exploits.
+    cuts_padding: its scores do not change when leading padding is cut from a batch (padded keys are
+      masked, positions count from the end), so train.batch_order=by-length may cut each batch.
     presets: named settings, {"model_params": ..., "train": ..., "eval": ...}, chosen as each says.
     search_space: what `seqrec tune` samples over a preset, dotted setting -> ("float", low, high[, log]),
       ("int", low, high[, log]) or ("categorical", (choice, ...)), e.g. {"train.lr": ("float", 1e-4, 1e-2, True)}.
@@ -95,6 +97,7 @@ class ModelSpec:
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     search_space: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     factorised: bool = False            # the module is a FactorisedRecommender
+    cuts_padding: bool = False
 
     def build(self, config: Any, num_users: int, num_items: int) -> nn.Module:
         return self.module(config, num_users, num_items)

@@ -74,7 +74,7 @@ class BERT4Rec(SASRec):
 
 
 SPEC = ModelSpec(
-    name="bert4rec", config=BERT4RecConfig, module=BERT4Rec, regime="masked", factorised=True,
+    name="bert4rec", config=BERT4RecConfig, module=BERT4Rec, regime="masked", factorised=True, cuts_padding=True,
     summary="BERT4Rec (Sun et al. 2019): bidirectional self-attention trained on masked items",
     presets={
         # Chosen on ML-100K by validation NDCG@10 of seed 0 among four candidates (README, "Comparing models").

@@ -116,7 +116,7 @@ class SASRec(nn.Module):
 
 
 SPEC = ModelSpec(
-    name="sasrec", config=SASRecConfig, module=SASRec, regime="positions", factorised=True,
+    name="sasrec", config=SASRecConfig, module=SASRec, regime="positions", factorised=True, cuts_padding=True,
     summary="SASRec (Kang & McAuley 2018): causal self-attention over the last L items",
     presets={
         # Settings chosen on ML-100K under d2l-fixed (benchmarks/RESULTS-models.md); full softmax at every position.

@@ -30,6 +30,7 @@ class DivergenceError(SeqrecError):
 
 
 STOP = "stop"   # a callback returning {STOP: True, ...} ends training after this epoch
+SORTED_TOGETHER = 50   # train.batch_order=by-length sorts runs of this many batches by example size
 
 
 @dataclass
@@ -93,6 +94,8 @@ def fit(model: nn.Module, regime: Regime, examples: Windows, sampler: NegativeSa
     the only host-device traffic per step is the batch's sampled negatives. train.precision bf16/fp16
     runs the forward pass under autocast (fp16 with gradient scaling). Under torchrun (`ranks`), each
     rank trains every world-th example of the shared shuffle with batch_size / world examples per step.
+    train.batch_order=by-length groups examples of similar sizes into batches (`by_length`) and cuts each
+    batch to its longest example, for models whose scores ignore leading padding (spec.cuts_padding).
     progress: a bar (True), nothing (False), or (None) a bar on a terminal and else one line per epoch.
     checkpoint(state) is called after each epoch; `resume` (such a state) continues after its epoch
     exactly as if training had not stopped. A NaN or infinite epoch loss raises DivergenceError.
@@ -121,6 +124,7 @@ def fit(model: nn.Module, regime: Regime, examples: Windows, sampler: NegativeSa
     first = 1 if resume is None else (cfg.epochs + 1 if resume.done else resume.epoch + 1)
     per_example = regime.negatives_per_example(examples) if sampler is not None else 0
     batch_size = max(cfg.batch_size // ranks.world, 1)
+    sizes = examples.sizes if cfg.batch_order == "by-length" else None
     show = (sys.stderr.isatty() if progress is None else progress) and ranks.main
     lines, begun = progress is None and not show and ranks.main, time.perf_counter()
     with _progress(show) as bar:
@@ -129,17 +133,21 @@ def fit(model: nn.Module, regime: Regime, examples: Windows, sampler: NegativeSa
         for epoch in range(first, cfg.epochs + 1):
             model.train()
             started = time.perf_counter()
-            order = shard(shuffle.permutation(len(examples)), ranks)
+            order = shuffle.permutation(len(examples))
+            if sizes is not None:
+                order = by_length(order, sizes, cfg.batch_size, shuffle)
+            order = shard(order, ranks)
             # one process draws everything from the seed's generator; ranks draw from their own
             rng = shuffle if ranks.world == 1 else np.random.default_rng((seed, ranks.rank, epoch))
             order_on_device = torch.as_tensor(order, device=device)
             total, seen = torch.zeros((), device=device), 0
             for start in range(0, len(order), batch_size):
-                rows = order_on_device[start: start + batch_size]
+                rows, host_rows = order_on_device[start: start + batch_size], order[start: start + batch_size]
                 negatives = None if sampler is None else _to(
-                    sampler.sample(examples.users[order[start: start + batch_size]], per_example, rng), device)
+                    sampler.sample(examples.users[host_rows], per_example, rng), device)
+                width = None if sizes is None else int(sizes[host_rows].max())
                 with _autocast(cfg, device):
-                    loss = step(data.batch(rows, negatives), rng)
+                    loss = step(data.batch(rows, negatives, width), rng)
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(opt)
@@ -168,6 +176,17 @@ def fit(model: nn.Module, regime: Regime, examples: Windows, sampler: NegativeSa
             if stop:
                 break
     return history
+
+
+def by_length(order: np.ndarray, sizes: np.ndarray, batch_size: int, rng: np.random.Generator) -> np.ndarray:
+    """A shuffled example order (W,) -> the same examples in batches of similar sizes (W,): each run of
+    SORTED_TOGETHER batches is sorted by example size (stable), then the full batches are shuffled (a last
+    partial batch stays last, so every batch still starts at a multiple of batch_size)."""
+    position = np.arange(len(order))
+    grouped = order[np.lexsort((sizes[order], position // (batch_size * SORTED_TOGETHER)))]
+    full = len(order) // batch_size
+    slot = np.r_[rng.permutation(full), full]                                       # each batch's new place
+    return grouped[np.argsort(slot[position // batch_size], kind="stable")]
 
 
 def _to(array: np.ndarray, device: torch.device) -> Tensor:

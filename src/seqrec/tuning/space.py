@@ -10,11 +10,9 @@ from optuna.trial import Trial
 
 from seqrec.config import RunConfig
 from seqrec.errors import ConfigError
-from seqrec.evaluation.protocols import PROTOCOLS
+from seqrec.evaluation.protocols import PROTOCOLS, VALIDATED_SPLITS, validated_protocols
 from seqrec.models.registry import model_spec
 from seqrec.settings import with_settings
-
-VALIDATED_SPLITS = ("loo", "caser-paper")   # split families with validation cases (d2l and session have none)
 
 
 def distribution(name: str, description: Sequence[Any]) -> BaseDistribution:
@@ -57,7 +55,7 @@ def search_base(cfg: RunConfig, metric: str | None = None) -> RunConfig:
     validation cases, or a metric that is not the protocol's, is a ConfigError."""
     primary = cfg.eval.protocols[0]
     if PROTOCOLS[primary].split not in VALIDATED_SPLITS:
-        usable = ", ".join(p for p, spec in PROTOCOLS.items() if spec.split in VALIDATED_SPLITS)
+        usable = validated_protocols()
         raise ConfigError(f"protocol {primary} has no validation split, and a search must never select on test "
                           f"data; tune under {usable}")
     metric = metric or cfg.train.early_stopping_metric or "auto"

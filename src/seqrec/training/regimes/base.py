@@ -63,9 +63,11 @@ class DeviceExamples:
             torch.as_tensor(a, device=device) for a in (examples.users, examples.ends, examples.starts, examples.items))
         self.back = torch.arange(examples.width - 1, -1, -1, device=device)           # (width,)
 
-    def batch(self, rows: Tensor, negatives: Tensor | None) -> Batch:
-        """The examples `rows` (B,) with their sampled negatives (B, N) or None."""
-        index = self.ends[rows, None] - self.back                                       # (B, width)
+    def batch(self, rows: Tensor, negatives: Tensor | None, width: int | None = None) -> Batch:
+        """The examples `rows` (B,) with their sampled negatives (B, N) or None; `width` keeps only the last
+        width items of each example (cutting padding that every row of the batch has)."""
+        back = self.back if width is None else self.back[-width:]
+        index = self.ends[rows, None] - back                                            # (B, width)
         valid = index >= self.starts[rows, None]
         chunk = torch.where(valid, self.items[index.clamp(min=0)], 0)                  # (B, width)
         inputs, targets = self.examples.split(chunk)

@@ -13,7 +13,8 @@ from seqrec.training.regimes.base import Batch, Regime
 
 class PositionsRegime(Regime):
     """Chunks of L + 1 items: targets[:, t] follows inputs[:, t] (0: no target there). The model's P
-    supervised positions become P rows of the loss; a sampled loss gets num_negatives per position."""
+    supervised positions become P rows of the loss; a sampled loss gets num_negatives per position
+    (drawn for all L; a batch cut to its last L' positions uses the last L' positions' draws)."""
 
     def examples(self, train: Sequences, L: int) -> Windows:
         return make_position_windows(train, L)
@@ -32,6 +33,7 @@ class PositionsRegime(Regime):
         if batch.negatives is None:                                                    # target 0 is ignored
             return FULL_LOSSES[self.cfg.loss](model.score_all_positions(users, inputs), targets.unsqueeze(2))
         valid = targets != 0                                                           # (B, L)
-        items = torch.cat([targets.unsqueeze(2), batch.negatives.view(*targets.shape, -1)], 2)  # (B, L, 1 + N)
+        drawn = batch.negatives.view(len(targets), -1, self.cfg.num_negatives)[:, -targets.size(1):]  # (B, L, N)
+        items = torch.cat([targets.unsqueeze(2), drawn], 2)                            # (B, L, 1 + N)
         scores = model.score_positions(users, inputs, items)[valid]                    # (P, 1 + N)
         return SAMPLED_LOSSES[self.cfg.loss](scores[:, :1], scores[:, 1:])
