@@ -8,7 +8,8 @@ ingest (read the Parquet file into Interactions), examples (ingest + loo split +
 and for Caser `d2l`, Caser `tuned` and SASRec one training epoch and the full `loo-full` evaluation of
 every user (test and validation). The `tuned` and SASRec presets use the full softmax on ML-100K; at
 10^5 items they train with 1,000 popularity-drawn shared negatives (logQ-corrected sampled softmax),
-said in the table. Peak memory is the process's peak RSS at the end of each phase (so it includes the
+said in the table. SASRec trains with train.batch_order=by-length (batches of similar lengths, cut to
+their longest example). Peak memory is the process's peak RSS at the end of each phase (so it includes the
 phases before). A run longer than --limit seconds is stopped and shown as not finished; --add keeps the
 rows of other sizes from an earlier OUT/scale.json. Writes OUT/scale.json, OUT/scale.md and OUT/scale.png
 (log-log) and the README section `scale`.
@@ -30,7 +31,9 @@ from readme_section import replace_section  # noqa: E402
 
 LARGE_CATALOGUE = 20_000          # from here on, softmax presets train with shared negatives
 SHARED = {"train.loss": "sampled-softmax", "train.negatives": "popularity", "train.num_negatives": 1000}
-MODELS = {"caser d2l": "d2l", "caser tuned": "tuned", "sasrec": "sasrec"}
+# label -> (preset, settings); SASRec puts examples of similar lengths into a batch and cuts its padding
+MODELS = {"caser d2l": ("d2l", {}), "caser tuned": ("tuned", {}),
+          "sasrec": ("sasrec", {"train.batch_order": "by-length"})}
 
 PHASES = """
 import json, resource, sys, time
@@ -147,9 +150,9 @@ def main() -> None:
             started = time.perf_counter()
             write_synthetic(path, size, users, items, seed=0)
             print(f"{size:,} events: generated in {time.perf_counter() - started:.1f} s", flush=True)
-            for model, preset in MODELS.items():
+            for model, (preset, settings) in MODELS.items():
                 shared = items >= LARGE_CATALOGUE and preset != "d2l"
-                row = measure(path, preset, SHARED if shared else {}, args.limit)
+                row = measure(path, preset, settings | (SHARED if shared else {}), args.limit)
                 row = row or {"sizes": [size, users, items], "limit": args.limit}
                 row["model"] = model + (" (shared negatives)" if shared else "")
                 rows.append(row)

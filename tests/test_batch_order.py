@@ -82,3 +82,19 @@ def test_by_length_is_refused_for_a_model_that_reads_its_padding():
     raw = {"model": "gru4rec", "train": {"batch_order": "by-length"}}
     with pytest.raises(ConfigError, match="batch_order=by-length needs a model .*bert4rec, sasrec.*not gru4rec"):
         build_run_config(raw)
+
+
+def test_supervised_positions_count_the_targets_a_batch_really_has():
+    """by-length weighs a batch's mean loss by its supervised positions per example: they must be the real ones."""
+    for name in CUTTING:
+        spec = MODELS[name]
+        params = model_config(name, {"L": 50})
+        regime = make_regime(spec.regime, TrainConfig(mask_prob=0.3), NUM_ITEMS)
+        examples = regime.examples(ragged(), spec.history(params))
+        batch = DeviceExamples(examples, torch.device("cpu")).batch(torch.arange(len(examples)), None)
+        if spec.regime == "positions":
+            assert np.array_equal((batch.targets != 0).sum(1).numpy(), regime.supervised(examples.sizes))
+        else:                                        # masked: hidden with probability mask_prob, on average
+            draws = np.random.default_rng(0).random((2000, *batch.inputs.shape)) < 0.3
+            hidden = (draws & (batch.inputs != 0).numpy()).sum(2).mean(0)
+            np.testing.assert_allclose(hidden, regime.supervised(examples.sizes), rtol=0.1)

@@ -251,3 +251,19 @@ def test_block_scores_from_factors_rank_as_the_literal_rules(seed, monkeypatch):
                            allow_repeats=allow_repeats, factorised=True)
             expected = reference(table, cases, protocol, num_users, num_items, (1, 3, 10), allow_repeats=allow_repeats)
             assert got == expected
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_block_scores_that_overflow_rank_as_the_literal_rules(seed, monkeypatch):
+    """Finite factors whose products overflow to +-inf are caught too (the cheap finiteness bound fails)."""
+    monkeypatch.setattr(ranking, "BLOCK", 64)
+    _, cases, num_users, num_items = random_problem(seed)
+    rng = np.random.default_rng(seed)
+    states = torch.tensor(rng.integers(-2, 3, (len(cases) + 1, 3)), dtype=torch.float32)
+    weight = torch.tensor(rng.integers(-2, 3, (num_items + 1, 3)), dtype=torch.float32)
+    weight[1::3] = 2e38                                               # finite, but 2e38 + 2e38 overflows
+    model = Factors(states, weight, None)
+    table = model.score_all(torch.arange(len(cases) + 1), None)
+    assert torch.isinf(table).any() and torch.isfinite(weight).all()
+    got = evaluate(model, cases, "loo-full", 3, num_users, num_items, (1, 3, 10), 2, factorised=True)
+    assert got == reference(table, cases, "loo-full", num_users, num_items, (1, 3, 10))

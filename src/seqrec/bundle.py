@@ -35,6 +35,7 @@ from seqrec import __version__
 from seqrec.atomic import sha256, write_folder
 from seqrec.config import RunConfig
 from seqrec.data.interactions import IdMap, Interactions
+from seqrec.data.keys import distinct
 from seqrec.data.sequences import Sequences
 from seqrec.errors import SeqrecError
 from seqrec.models.registry import build_model, model_config, model_spec
@@ -66,7 +67,7 @@ class Histories:
         last = np.zeros((log.num_users + 1, L), np.int64)
         last[by_user.users] = by_user.last(L)
         stride = log.num_items + 1
-        pairs = np.unique(log.users * stride + log.items)           # sorted distinct (user, item)
+        pairs = distinct(log.users * stride + log.items)            # sorted distinct (user, item)
         counts = np.bincount(pairs // stride, minlength=log.num_users + 1)
         indptr = np.r_[0, np.cumsum(counts)].astype(np.int64)
         return cls(last, Sequences(np.arange(log.num_users + 1), indptr, pairs % stride))

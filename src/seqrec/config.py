@@ -104,7 +104,8 @@ class TrainConfig:
     negatives: str = "uniform"          # uniform (per example, unseen items) | popularity | in-batch (shared by
                                         #   the batch, logQ-corrected; loss sampled-softmax only)
     batch_order: str = "shuffled"       # shuffled | by-length (batches of similar lengths, each cut to its
-                                        #   longest example; for models whose spec says cuts_padding)
+                                        #   longest example and weighted by its supervised positions; for
+                                        #   models whose spec says cuts_padding)
 
     def __post_init__(self) -> None:
         _check_types(self, "train")

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from seqrec.data.keys import distinct_with_index
+
 
 @dataclass(frozen=True)
 class IdMap:
@@ -20,7 +22,9 @@ class IdMap:
     @classmethod
     def fit(cls, values: np.ndarray) -> tuple[IdMap, np.ndarray]:
         """Map `values` to dense indices; returns the map and the indices (same shape, >= 1)."""
-        external, inverse = np.unique(values, return_inverse=True)
+        values = np.asarray(values)
+        external, inverse = (distinct_with_index(values) if values.dtype.kind in "iu"
+                             else np.unique(values, return_inverse=True))
         return cls(external), inverse.astype(np.int64) + 1
 
     def __len__(self) -> int:

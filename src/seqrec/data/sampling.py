@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from seqrec.data.keys import contains, distinct
 from seqrec.data.sequences import Sequences
 from seqrec.errors import SeqrecError
 
@@ -15,7 +16,7 @@ class NegativeSampler:
         self.num_items = num_items
         self._stride = num_items + 1
         users = np.repeat(seen.users, seen.lengths)
-        self._keys = np.unique(users * self._stride + seen.items)     # sorted distinct (user, item) pairs
+        self._keys = distinct(users * self._stride + seen.items)      # sorted distinct (user, item) pairs
         self.distinct = np.bincount(self._keys // self._stride)        # distinct items per user index
         full = np.flatnonzero(self.distinct >= num_items)
         if full.size:
@@ -23,9 +24,7 @@ class NegativeSampler:
                               "negative can be sampled for it; use a full loss (train.loss=softmax)")
 
     def is_seen(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        keys = users * self._stride + items
-        pos = np.searchsorted(self._keys, keys).clip(max=max(len(self._keys) - 1, 0))
-        return (len(self._keys) > 0) & (self._keys[pos] == keys)
+        return contains(self._keys, users * self._stride + items)
 
     def sample(self, users: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
         """(len(users), n) negatives; rejected draws are redrawn until none is a seen item."""

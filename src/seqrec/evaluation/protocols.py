@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from seqrec.data.interactions import Interactions
+from seqrec.data.keys import contains, distinct
 from seqrec.data.sampling import NegativeSampler
 from seqrec.data.sequences import Sequences
 from seqrec.data.sessions import session_split
@@ -160,9 +161,9 @@ def repeat_cases(cases: EvalCases) -> int:
     """How many cases have a target that is also an item of their history (repeat consumption)."""
     targets = target_sets(cases)
     stride = int(max(targets.items.max(initial=0), cases.exclude.items.max(initial=0))) + 1
-    seen = cases.exclude.row_of_each_item() * stride + cases.exclude.items
-    hit = np.isin(targets.row_of_each_item() * stride + targets.items, seen)
-    return int(np.unique(targets.row_of_each_item()[hit]).size)
+    seen = distinct(cases.exclude.row_of_each_item() * stride + cases.exclude.items)
+    hit = contains(seen, targets.row_of_each_item() * stride + targets.items)
+    return int(distinct(targets.row_of_each_item()[hit]).size)
 
 
 def _take(seqs: Sequences, index: np.ndarray) -> Sequences:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from seqrec.data.keys import contains, distinct
 from seqrec.data.sequences import Sequences
 from seqrec.models.base import dot_all
 
@@ -82,25 +83,41 @@ def count_others_above(states: Tensor, weight: Tensor, bias: Tensor | None, targ
     pairs (excluded_rows, excluded_items). The catalogue is scored in column blocks small enough to stay
     in cache, each compared and counted at once; a block's values are bitwise those of the whole product
     (the same addmm), and the target's own column is left out of the count rather than compared with itself.
+    Non-finite scores are looked for only when `_surely_finite` cannot rule them out.
     """
     rows = torch.arange(len(targets), device=targets.device)
     t_bias = None if bias is None else bias[targets][:, None].expand(-1, len(targets))
     target_scores = dot_all(states, weight[targets], t_bias).diagonal()                    # (B,)
     width = max(BLOCK // max(len(targets), 1), 256)
-    order = torch.argsort(excluded_items)
-    ex_rows, ex_items = excluded_rows[order], excluded_items[order]
+    starts = torch.arange(1, top + 1, width, device=targets.device)                       # column 0: padding
+    left_rows = torch.cat([excluded_rows, rows])                  # excluded pairs, then each row's own target
+    left_items = torch.cat([excluded_items, targets])
+    order = torch.argsort(left_items)
+    left_rows, left_items = left_rows[order], left_items[order]
+    bounds = torch.searchsorted(left_items, torch.cat([starts, starts.new_tensor([top + 1])])).tolist()
+    check = not _surely_finite(states, weight[1: top + 1], bias)
     counts = torch.zeros(len(targets), dtype=torch.float32, device=targets.device)
-    for lo in range(1, top + 1, width):                                                   # column 0: padding
+    for k, lo in enumerate(starts.tolist()):
         hi = min(lo + width, top + 1)
         block = dot_all(states, weight[lo:hi], None if bias is None else bias[lo:hi])     # (B, w)
-        finite_or_neg_inf_(block)
-        a, b = torch.searchsorted(ex_items, torch.tensor([lo, hi], device=ex_items.device)).tolist()
-        flat = block.view(-1)
-        flat[ex_rows[a:b] * (hi - lo) + ex_items[a:b] - lo] = -torch.inf
-        own = (targets >= lo) & (targets < hi)
-        flat[rows[own] * (hi - lo) + targets[own] - lo] = -torch.inf
+        if check:
+            finite_or_neg_inf_(block)
+        a, b = bounds[k], bounds[k + 1]
+        block.view(-1)[left_rows[a:b] * (hi - lo) + left_items[a:b] - lo] = -torch.inf
         counts += block.ge_(target_scores[:, None]).sum(1)
     return counts.long() + 1, target_scores
+
+
+def _surely_finite(states: Tensor, weight: Tensor, bias: Tensor | None) -> bool:
+    """True when every score states . weight_i + bias_i is finite: by Cauchy-Schwarz |score| <=
+    max ||state|| max ||weight_i|| + max |bias_i|, and that bound (NaN or inf for non-finite factors) is far
+    below float32's largest value. False says nothing: the scores must then be checked."""
+    if len(states) == 0 or len(weight) == 0:
+        return True
+    bound = states.norm(dim=1).max() * weight.norm(dim=1).max()
+    if bias is not None:
+        bound = bound + bias.abs().max()
+    return bool(bound < 1e37)
 
 
 def ranks_from_counts(at_or_above: Tensor, target_scores: Tensor, num_candidates: Tensor,
@@ -109,12 +126,6 @@ def ranks_from_counts(at_or_above: Tensor, target_scores: Tensor, num_candidates
     (num_candidates - 1) for a non-finite one, inf for a target that is not a candidate."""
     ahead = torch.where(torch.isfinite(target_scores), at_or_above - 1, num_candidates - 1)
     return torch.where(is_candidate, ahead.float(), torch.inf)
-
-
-def _distinct(keys: np.ndarray) -> np.ndarray:
-    """Sorted distinct values: a stable (radix) sort of integers, several times faster than np.unique here."""
-    keys = np.sort(keys, kind="stable")
-    return keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
 
 
 def candidate_counts(exclude: Sequences, targets: Sequences, top: int,
@@ -128,14 +139,13 @@ def candidate_counts(exclude: Sequences, targets: Sequences, top: int,
     stride = top + 1
     ex_rows, ex_items = exclude.row_of_each_item(), exclude.items
     in_range = (ex_items >= 1) & (ex_items <= top)
-    excluded = _distinct(ex_rows[in_range] * stride + ex_items[in_range])          # (case, item) keys
+    excluded = distinct(ex_rows[in_range] * stride + ex_items[in_range])           # (case, item) keys
     t_rows, t_items = targets.row_of_each_item(), targets.items
     t_range = (t_items >= 1) & (t_items <= top)
     t_keys = t_rows * stride + t_items
-    pos = np.searchsorted(excluded, t_keys).clip(max=max(len(excluded) - 1, 0))
-    t_excluded = t_range & (excluded[pos] == t_keys) if len(excluded) else np.zeros(len(t_keys), bool)
+    t_excluded = t_range & contains(excluded, t_keys)
     counts = top - np.bincount(excluded // stride, minlength=len(exclude))
     if keep_targets:
-        counts += np.bincount(_distinct(t_keys[t_excluded]) // stride, minlength=len(exclude))
+        counts += np.bincount(distinct(t_keys[t_excluded]) // stride, minlength=len(exclude))
         return counts, t_range
     return counts, t_range & ~t_excluded

@@ -95,7 +95,10 @@ def fit(model: nn.Module, regime: Regime, examples: Windows, sampler: NegativeSa
     runs the forward pass under autocast (fp16 with gradient scaling). Under torchrun (`ranks`), each
     rank trains every world-th example of the shared shuffle with batch_size / world examples per step.
     train.batch_order=by-length groups examples of similar sizes into batches (`by_length`) and cuts each
-    batch to its longest example, for models whose scores ignore leading padding (spec.cuts_padding).
+    batch to its longest example, for models whose scores ignore leading padding (spec.cuts_padding); a
+    batch's mean loss is then weighted by its supervised positions per example over the epoch's mean, so
+    each position weighs what it weighs in shuffled batches (unweighted, batches of short examples would
+    count as much as batches of long ones: HR@10 0.079 against 0.099 on Amazon Video Games).
     progress: a bar (True), nothing (False), or (None) a bar on a terminal and else one line per epoch.
     checkpoint(state) is called after each epoch; `resume` (such a state) continues after its epoch
     exactly as if training had not stopped. A NaN or infinite epoch loss raises DivergenceError.
@@ -125,6 +128,8 @@ def fit(model: nn.Module, regime: Regime, examples: Windows, sampler: NegativeSa
     per_example = regime.negatives_per_example(examples) if sampler is not None else 0
     batch_size = max(cfg.batch_size // ranks.world, 1)
     sizes = examples.sizes if cfg.batch_order == "by-length" else None
+    supervised = None if sizes is None else regime.supervised(sizes)           # (W,) positions with a loss
+    mean = None if supervised is None else float(supervised.mean())
     show = (sys.stderr.isatty() if progress is None else progress) and ranks.main
     lines, begun = progress is None and not show and ranks.main, time.perf_counter()
     with _progress(show) as bar:
@@ -149,7 +154,7 @@ def fit(model: nn.Module, regime: Regime, examples: Windows, sampler: NegativeSa
                 with _autocast(cfg, device):
                     loss = step(data.batch(rows, negatives, width), rng)
                 opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
+                scaler.scale(loss if supervised is None else loss * (supervised[host_rows].mean() / mean)).backward()
                 scaler.step(opt)
                 scaler.update()
                 total += loss.detach().float() * len(rows)

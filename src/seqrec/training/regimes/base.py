@@ -110,5 +110,9 @@ class Regime:
     def negatives_per_example(self, examples: Windows) -> int:
         return self.cfg.num_negatives
 
+    def supervised(self, sizes: np.ndarray) -> np.ndarray:
+        """(W,) how many positions of examples with `sizes` real items carry a loss (on average)."""
+        raise NotImplementedError
+
     def batch_loss(self, model: nn.Module, batch: Batch, rng: np.random.Generator) -> Tensor:
         raise NotImplementedError

@@ -21,6 +21,9 @@ class MaskedRegime(PositionsRegime):
     def examples(self, train: Sequences, L: int) -> Windows:
         return make_chunks(train, L, L, "masked")
 
+    def supervised(self, sizes: np.ndarray) -> np.ndarray:
+        return sizes * self.cfg.mask_prob                  # the expected number of hidden items
+
     def batch_loss(self, model: nn.Module, batch: Batch, rng: np.random.Generator) -> Tensor:
         items = batch.inputs
         hidden = torch.as_tensor(rng.random(tuple(items.shape)) < self.cfg.mask_prob, device=items.device)

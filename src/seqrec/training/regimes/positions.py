@@ -22,6 +22,9 @@ class PositionsRegime(Regime):
     def negatives_per_example(self, examples: Windows) -> int:
         return self.cfg.num_negatives * examples.L
 
+    def supervised(self, sizes: np.ndarray) -> np.ndarray:
+        return sizes - 1                                  # every real item but the first is a target
+
     def batch_loss(self, model: nn.Module, batch: Batch, rng: np.random.Generator) -> Tensor:
         users, inputs, targets = batch.users, batch.inputs, batch.targets
         shared = self.shared(targets, rng)
