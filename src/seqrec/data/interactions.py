@@ -25,7 +25,9 @@ class IdMap:
         values = np.asarray(values)
         external, inverse = (distinct_with_index(values) if values.dtype.kind in "iu"
                              else np.unique(values, return_inverse=True))
-        return cls(external), inverse.astype(np.int64) + 1
+        inverse = inverse.astype(np.int64, copy=False)
+        inverse += 1                                     # in place: no second copy of a 10^7-row column
+        return cls(external), inverse
 
     def __len__(self) -> int:
         return len(self.external)
