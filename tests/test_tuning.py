@@ -158,8 +158,9 @@ def test_second_process_joins_a_running_study(tmp_path):
     assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == len(trials)  # nobody drew the same trial
     assert not any("model_params.L" in t.params for t in trials)                       # --L fixes L
     workers = {process.pid: f"{socket.gethostname()}:{process.pid}" for process in (first, second)}
-    # a trial that Ctrl-C cut before its objective began has no worker and failed
+    # a trial that Ctrl-C cut before its objective began has no worker and failed; none is left running
     assert all(t.state == optuna.trial.TrialState.FAIL for t in trials if "worker" not in t.user_attrs)
+    assert not any(t.state == optuna.trial.TrialState.RUNNING for t in trials)
     assert {t.user_attrs["worker"] for t in trials if "worker" in t.user_attrs} == set(workers.values())
     joined = [t.number for t in trials if t.user_attrs.get("worker") == workers[second.pid]]
     started = [t.number for t in trials if t.user_attrs.get("worker") == workers[first.pid]]

@@ -113,6 +113,15 @@ def _trial_line(trial: FrozenTrial, study: optuna.Study, metric: str, count: int
     return f"trial {trial.number} [{where}]: {outcome}{best_text}; {seconds:.1f} s; {params_text(trial)}"
 
 
+def _fail_cut_trials(study: optuna.Study) -> None:
+    """Mark FAIL this process's trials that Ctrl-C left RUNNING (cut while Optuna was still sampling them,
+    before the objective's own handling began), so no study is left with a trial nobody runs."""
+    mine = set(getattr(study.sampler, "asked", ()))
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if trial.number in mine:
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+
+
 def tune(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions, progress: bool | None = None,
          echo: Callable[[str], None] = lambda line: print(line, flush=True)) -> TuneResult:
     """Search `base`'s model settings on `log`'s validation cases; write OUT/best.toml, OUT/trials.csv and .md,
@@ -162,6 +171,7 @@ def tune(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions
                        callbacks=[finished])
     except KeyboardInterrupt:
         echo("interrupted: writing the results of the trials so far")
+        _fail_cut_trials(study)
     searched = time.perf_counter() - started
     paths = write_trials(study, out_dir, metric) + plot_history(study, out_dir / "history.png", metric)
     paths += plot_importance(study, out_dir / "importance.png", metric)
