@@ -14,7 +14,7 @@ import statistics
 import time
 from pathlib import Path
 
-from readme_section import replace_section
+from readme_section import publish
 
 from seqrec import api
 
@@ -54,9 +54,7 @@ def main() -> None:
     paper = "| Caser paper (Tang & Wang 2018), its own ML-1M preprocessing | about 0.15 |"
     lines.append(paper + " |" * (len(METRICS) + 2))
     table = "\n".join(lines) + f"\n\nSeeds {args.seeds} (means); epochs: the best validation epoch of each seed."
-    print(table)
-    if not args.no_readme:
-        replace_section("caser-paper-ml1m", table)
+    publish("caser-paper-ml1m", table, readme=not args.no_readme)
 
 
 if __name__ == "__main__":

@@ -14,3 +14,10 @@ def replace_section(name: str, body: str, readme: Path = README) -> None:
     if not pattern.search(text):
         raise SystemExit(f"{readme}: no <!-- {name}:start --> ... <!-- {name}:end --> markers")
     readme.write_text(pattern.sub(lambda m: m.group(1) + body.rstrip() + "\n" + m.group(2), text))
+
+
+def publish(name: str, body: str, readme: bool = True) -> None:
+    """Print `body`, then (readme) make it the README section `name`."""
+    print(body)
+    if readme:
+        replace_section(name, body)

@@ -52,6 +52,25 @@ def test_compare_writes_json_markdown_and_chart(tmp_path, monkeypatch, capsys):
     assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_reuse_reads_finished_runs_of_the_same_settings_and_trains_the_others(tmp_path, monkeypatch, capsys):
+    data, out = write_log(tmp_path), tmp_path / "cmp"
+    args = ["compare", "--data", str(data), "--user-col", "u", "--item-col", "i", "--time-col", "t",
+            "--models", "caser:d2l,markov", "--out", str(out), "--reuse"]
+
+    def trained(*more):
+        code, printed = run_cli(monkeypatch, capsys, *args, *more)
+        assert code == 0
+        return [line.rsplit(":", 1)[0]
+                for line in printed.out.splitlines() if " seed " in line and line.endswith(" s")]
+
+    assert trained("--seeds", "0", "--epochs", "1") == ["caser:d2l seed 0", "markov seed 0"]
+    first = json.loads((out / "compare.json").read_text())["runs"]
+    assert trained("--seeds", "0,1", "--epochs", "1") == ["caser:d2l seed 1", "markov seed 1"]
+    again = json.loads((out / "compare.json").read_text())["runs"]
+    assert [r for r in again if r["seed"] == 0] == first                  # read back, not retrained
+    assert trained("--seeds", "0", "--epochs", "2") == ["caser:d2l seed 0", "markov seed 0"]   # new settings
+
+
 def test_data_names_a_known_dataset_unless_a_file_of_that_name_exists(tmp_path, monkeypatch):
     assert api.data_source("ml-100k") == {"data.dataset": "ml-100k"}
     assert api.data_source("events.csv") == {"data.path": "events.csv"}

@@ -59,3 +59,18 @@ def test_negatives_exclude_seen_items_and_are_seeded():
     counts = np.bincount(a[2000:].ravel(), minlength=6)[1:]
     np.testing.assert_allclose(counts[[0, 1, 2, 4]] / 4000, 0.25, atol=0.03)   # uniform over the rest
     np.testing.assert_array_equal(a, sampler.sample(users, 2, np.random.default_rng(3)))
+
+
+def test_padded_windows_make_every_item_after_the_first_a_target_once():
+    w = make_windows(seqs([7, 8, 9], [4], [5, 6, 7, 8, 9, 10]), L=4, T=1, padded=True)
+    np.testing.assert_array_equal(w.users, [1, 1, 3, 3, 3, 3, 3])
+    np.testing.assert_array_equal(w.targets[:, 0], [8, 9, 6, 7, 8, 9, 10])
+    np.testing.assert_array_equal(w.inputs[:3], [[0, 0, 0, 7], [0, 0, 7, 8], [0, 0, 0, 5]])
+    complete = make_windows(seqs([5, 6, 7, 8, 9, 10]), L=4, T=1)
+    np.testing.assert_array_equal(w.inputs[-2:], complete.inputs)          # the complete windows come last
+
+
+def test_padded_windows_with_several_targets_start_after_one_input():
+    w = make_windows(seqs([1, 2, 3, 4]), L=2, T=2, padded=True)
+    np.testing.assert_array_equal(w.inputs, [[0, 1], [1, 2]])
+    np.testing.assert_array_equal(w.targets, [[2, 3], [3, 4]])

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from seqrec.losses import FULL_LOSSES, SAMPLED_LOSSES, corrected_softmax_loss, sampled_softmax_loss, softmax_loss
 
@@ -69,3 +70,12 @@ def test_corrected_softmax_over_every_item_drawn_once_is_the_full_softmax():
     hit = items[None, :] == targets
     got = corrected_softmax_loss(scores.gather(1, targets)[:, 0], scores[:, 1:], hit, zeros[:4], zeros)
     torch.testing.assert_close(got, softmax_loss(scores, targets))
+
+
+def test_label_smoothing_is_cross_entropy_against_the_smoothed_distribution_over_real_items():
+    torch.manual_seed(0)
+    scores, targets = torch.randn(4, 7) * 3, torch.tensor([[1], [6], [3], [0]])     # a target 0 counts nowhere
+    real = targets[:3, 0] - 1
+    for smoothing in (0.0, 0.1, 0.5):
+        expected = F.cross_entropy(scores[:3, 1:], real, label_smoothing=smoothing)
+        torch.testing.assert_close(softmax_loss(scores, targets, smoothing), expected)

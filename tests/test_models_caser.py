@@ -60,3 +60,26 @@ def test_neither_convolution_leaves_the_user_embedding_only():
 def test_bad_settings_are_config_errors(bad):
     with pytest.raises(ConfigError):
         build_model("caser", BOOK | bad, 10, 10)
+
+
+@pytest.mark.parametrize("use_user", [True, False])
+def test_tied_item_embeddings_score_with_the_input_embeddings(use_user):
+    torch.manual_seed(0)
+    settings = BOOK | {"tie_item_embeddings": True, "use_user": use_user}
+    model = build_model("caser", settings, 20, 30).eval()
+    untied = build_model("caser", BOOK | {"use_user": use_user}, 20, 30)
+    assert count_parameters(untied) - count_parameters(model) == 30 * BOOK["embedding_dim"]   # padding rows not counted
+    users, seqs = torch.tensor([0, 3, 20]), torch.tensor([[0, 0, 1, 2, 3], [4, 5, 6, 7, 8], [0] * 5])
+    items = torch.arange(31).expand(3, -1)
+    torch.testing.assert_close(model.score(users, seqs, items), model.score_all(users, seqs))
+    torch.testing.assert_close(model.score(users, seqs, torch.arange(31)), model.score_all(users, seqs))
+    output = model.factors(users, seqs)[1]
+    k = BOOK["embedding_dim"]
+    torch.testing.assert_close(output[:, :k], model.item_emb.weight)             # v_i = [q_i, w_i]
+    model.score(users, seqs, torch.tensor([[7]] * 3)).sum().backward()
+    assert model.item_emb.weight.grad[7].any()                                   # item 7 learns as an output too
+
+
+def test_tied_item_embeddings_need_the_convolutions():
+    with pytest.raises(ConfigError, match="tie_item_embeddings"):
+        build_model("caser", BOOK | {"num_h_filters": 0, "num_v_filters": 0, "tie_item_embeddings": True}, 10, 12)

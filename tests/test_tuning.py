@@ -31,7 +31,8 @@ from tests.conftest import markov_log, run_config
 SMALL = {"train": {"epochs": 2, "batch_size": 128}, "eval": {"protocols": ["loo-full"]}}
 GOOD = {"train.lr": 1e-2, "train.weight_decay": 0.0, "train.loss": "softmax", "train.num_negatives": 1, "train.T": 1,
         "model_params.L": 3, "model_params.embedding_dim": 32, "model_params.num_h_filters": 8,
-        "model_params.num_v_filters": 2, "model_params.dropout": 0.1}
+        "model_params.num_v_filters": 2, "model_params.dropout": 0.1, "model_params.use_user": True,
+        "model_params.tie_item_embeddings": False, "train.windows": "complete"}
 BAD = GOOD | {"train.lr": 1e-4, "train.loss": "bpr", "model_params.embedding_dim": 16, "model_params.dropout": 0.7}
 
 
@@ -242,7 +243,7 @@ def test_settings_given_as_flags_are_not_searched():
         set(MODELS["caser"].search_space) - {"train.lr"}
     assert set(tuning.search_space("caser", ("train.lr",), fixed=("train.lr",))) == {"train.lr"}   # --params wins
     with pytest.raises(ConfigError, match="flags fix every setting of model markov's search space"):
-        tuning.search_space("markov", fixed=("model_params.L", "model_params.backoff"))
+        tuning.search_space("markov", fixed=("model_params.L", "model_params.backoff", "train.windows"))
 
 
 def test_search_space_descriptions_are_checked():
@@ -250,3 +251,17 @@ def test_search_space_descriptions_are_checked():
     for bad in [("float", 1.0, 0.5), ("float", 0.0, 1.0, True), ("int", 1), ("normal", 0, 1), ("categorical", ())]:
         with pytest.raises(ConfigError, match="search space entry x"):
             tuning.distribution("x", bad)
+
+
+def test_a_ctrl_c_in_optunas_bookkeeping_is_an_interruption_and_other_errors_are_not():
+    def raised(inner: BaseException, outer: BaseException) -> BaseException:
+        try:
+            try:
+                raise inner
+            finally:
+                raise outer
+        except BaseException as err:
+            return err
+
+    assert tuning._is_interrupt(raised(KeyboardInterrupt(), UnboundLocalError("updated_state")))
+    assert not tuning._is_interrupt(raised(ValueError(), UnboundLocalError("updated_state")))

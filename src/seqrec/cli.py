@@ -271,12 +271,12 @@ def export(
 def _grid_report(configs: dict[str, RunConfig], seeds: str, log: Interactions, out_dir: Path, stem: str,
                  progress: bool | None,
                  plot: Callable[[experiments.GridTable, Path], Path] = experiments.plot_comparison,
-                 note: Callable[[experiments.GridTable], str] | None = None) -> None:
+                 note: Callable[[experiments.GridTable], str] | None = None, reuse: bool = False) -> None:
     """Run a grid of (config, seed), write STEM.json / .md / .png into out_dir (and each run's folder under
     out_dir/runs), print the table (and note)."""
     table = experiments.run_grid(configs, experiments.parse_seeds(seeds), log, out_dir, progress=progress,
                                  on_run=lambda label, seed, r: console.print(
-                                     f"{label} seed {seed}: {r.timings['train_seconds']:.1f} s"))
+                                     f"{label} seed {seed}: {r.timings['train_seconds']:.1f} s"), reuse=reuse)
     text = note(table) if note else ""
     paths = experiments.write_comparison(table, out_dir, stem, plot, text)
     typer.echo(experiments.markdown_table(table) + (f"\n{text}\n" if text else ""))
@@ -296,10 +296,12 @@ def compare(
     out: Annotated[Path, typer.Option(help="Output folder for compare.json, compare.md, compare.png.")] = Path(
         "runs/compare"),
     progress: Progress = None,
+    reuse: Annotated[bool, typer.Option(help="Read the runs OUT already holds with the same settings (seed "
+                                             "included) instead of training them again.")] = False,
 ) -> None:
     """Train and evaluate each model with each seed on one dataset and protocol; write tables and a chart."""
     configs = experiments.parse_model_specs(models, overrides)
-    _grid_report(configs, seeds, _data_of(configs), out, "compare", progress)
+    _grid_report(configs, seeds, _data_of(configs), out, "compare", progress, reuse=reuse)
 
 
 @app.command()

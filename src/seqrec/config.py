@@ -24,6 +24,7 @@ from seqrec.errors import ConfigError
 PRECISIONS = ("fp32", "bf16", "fp16")
 NEGATIVES = ("uniform", "popularity", "in-batch")
 BATCH_ORDERS = ("shuffled", "by-length")
+WINDOW_KINDS = ("complete", "padded")
 
 
 def _require(condition: bool, message: str) -> None:
@@ -106,6 +107,11 @@ class TrainConfig:
     batch_order: str = "shuffled"       # shuffled | by-length (batches of similar lengths, each cut to its
                                         #   longest example and weighted by its supervised positions; for
                                         #   models whose spec says cuts_padding)
+    windows: str = "complete"           # regimes "windows" and "counting": complete (every run of L + T items,
+                                        #   and one left-padded window for a shorter sequence: the book's and
+                                        #   the paper's) | padded (one window per target position, left-padded
+                                        #   where fewer than L items precede it: every item a target)
+    label_smoothing: float = 0.0        # loss softmax: share of the target's probability spread evenly over items
 
     def __post_init__(self) -> None:
         _check_types(self, "train")
@@ -124,6 +130,11 @@ class TrainConfig:
                  f"train.negatives={self.negatives} needs train.loss=sampled-softmax, got {self.loss!r}")
         _require(self.batch_order in BATCH_ORDERS, f"train.batch_order must be one of {', '.join(BATCH_ORDERS)}, "
                                                    f"got {self.batch_order!r}")
+        _require(self.windows in WINDOW_KINDS, f"train.windows must be one of {', '.join(WINDOW_KINDS)}, "
+                                               f"got {self.windows!r}")
+        _require(0 <= self.label_smoothing < 1, f"train.label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        _require(self.label_smoothing == 0 or self.loss == "softmax",
+                 f"train.label_smoothing needs train.loss=softmax, got {self.loss!r}")
         _require(self.precision in PRECISIONS, f"train.precision must be one of {', '.join(PRECISIONS)}, "
                                                f"got {self.precision!r}")
 

@@ -21,7 +21,7 @@ from seqrec.data.interactions import Interactions
 from seqrec.errors import ConfigError
 from seqrec.evaluation.protocols import PROTOCOLS, metric_key
 from seqrec.pipeline import run
-from seqrec.runs import TrainResult
+from seqrec.runs import METRICS_FILE, TrainResult
 from seqrec.settings import preset_for, resolve_run_config
 
 
@@ -113,16 +113,34 @@ def run_folder(out_dir: Path, label: str, seed: int) -> Path:
     return out_dir / "runs" / (re.sub(r"[^A-Za-z0-9_.=+-]+", "-", label).strip("-") or "run") / f"seed-{seed}"
 
 
+def finished_record(folder: Path, cfg: RunConfig, label: str) -> RunRecord | None:
+    """The record of the run in `folder` when its metrics.json was written by exactly `cfg` (seed included)."""
+    path = folder / METRICS_FILE
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text())
+    if saved.get("config") != json.loads(json.dumps(cfg.to_dict())):
+        return None
+    return RunRecord(label, cfg.seed, saved["metrics"], saved["timings"]["train_seconds"],
+                     saved["model"]["num_parameters"], saved["best_epoch"])
+
+
 def run_grid(configs: Mapping[str, RunConfig], seeds: Sequence[int], log: Interactions, out_dir: Path,
-             progress: bool | None = None,
-             on_run: Callable[[str, int, TrainResult], None] | None = None) -> GridTable:
+             progress: bool | None = None, on_run: Callable[[str, int, TrainResult], None] | None = None,
+             reuse: bool = False) -> GridTable:
     """Train and evaluate every config with every seed on `log` (the seed replaces each config's seed); each run
-    writes its folder (metrics.json and bundle) under `run_folder(out_dir, label, seed)`."""
+    writes its folder (metrics.json and bundle) under `run_folder(out_dir, label, seed)`. With `reuse`, a
+    folder that already holds the finished run of the same settings is read instead (an interrupted grid resumes)."""
     first = next(iter(configs.values()))
     table = GridTable(first.eval.protocols[0], first.eval.num_sampled)
     for label, cfg in configs.items():
         for seed in seeds:
-            result = run(log, dataclasses.replace(cfg, seed=seed), run_folder(out_dir, label, seed), progress)
+            folder, seeded = run_folder(out_dir, label, seed), dataclasses.replace(cfg, seed=seed)
+            record = finished_record(folder, seeded, label) if reuse else None
+            if record is not None:
+                table.records.append(record)
+                continue
+            result = run(log, seeded, folder, progress)
             table.records.append(RunRecord(label, seed, result.metrics, result.timings["train_seconds"],
                                            result.num_parameters, result.best_epoch))
             if on_run is not None:

@@ -46,18 +46,24 @@ def sampled_softmax_loss(pos: Tensor, neg: Tensor) -> Tensor:
     return (torch.logsumexp(logits, 2) - pos).mean()
 
 
-def softmax_loss(scores: Tensor, targets: Tensor) -> Tensor:
+def softmax_loss(scores: Tensor, targets: Tensor, smoothing: float = 0.0) -> Tensor:
     """Full softmax cross-entropy over every real item, mean over the real targets:
 
         -log( exp(s_target) / sum_{i=1..num_items} exp(s_i) )
 
+    With label smoothing e the target distribution is (1 - e) on the target plus e spread evenly over
+    the I real items: log Z - (1 - e) s_target - e mean_i s_i.
     scores: (..., num_items + 1) with column 0 the padding index, excluded from the softmax;
     targets: (..., T) item indices, where 0 marks "no target here" and is left out of the mean
     (positions of a padded window). Any leading shape works, e.g. (B, L, num_items + 1) per position.
     """
-    log_z = torch.logsumexp(scores[..., 1:], -1, keepdim=True)                  # (..., 1)
+    real_scores = scores[..., 1:]
+    log_z = torch.logsumexp(real_scores, -1, keepdim=True)                      # (..., 1)
     real = targets != 0                                                          # (..., T)
-    return ((log_z - scores.gather(-1, targets)) * real).sum() / real.sum().clamp(min=1)
+    per_target = log_z - scores.gather(-1, targets)                              # (..., T)
+    if smoothing:
+        per_target = (1 - smoothing) * per_target + smoothing * (log_z - real_scores.mean(-1, keepdim=True))
+    return (per_target * real).sum() / real.sum().clamp(min=1)
 
 
 def corrected_softmax_loss(pos: Tensor, shared: Tensor, hit: Tensor, pos_log_count: Tensor,
@@ -79,5 +85,6 @@ def corrected_softmax_loss(pos: Tensor, shared: Tensor, hit: Tensor, pos_log_cou
 
 SAMPLED_LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "bpr": bpr_loss, "hinge": hinge_loss, "bce": bce_loss, "sampled-softmax": sampled_softmax_loss}
-FULL_LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"softmax": softmax_loss}
+# full losses take (scores, targets, label smoothing)
+FULL_LOSSES: dict[str, Callable[[Tensor, Tensor, float], Tensor]] = {"softmax": softmax_loss}
 LOSS_NAMES: tuple[str, ...] = (*SAMPLED_LOSSES, *FULL_LOSSES)

@@ -114,17 +114,22 @@ def _examples(seqs: Sequences, counts: np.ndarray, first_end: np.ndarray, step: 
     return seqs.users[seq], first_end[seq] + offset * step, seqs.indptr[:-1][seq]
 
 
-def make_windows(seqs: Sequences, L: int, T: int = 1) -> Windows:
+def make_windows(seqs: Sequences, L: int, T: int = 1, padded: bool = False) -> Windows:
     """Every contiguous run of L + T items of each sequence (stride 1): L inputs, then T targets.
 
     A sequence with n items yields n - L - T + 1 windows; one with T + 1 <= n < L + T yields one
-    window whose inputs are left-padded with 0; one with n <= T yields none. A target always has
-    an item before it, so L = 0 (a model that reads no history) gives the windows of L = 1 with
-    empty inputs (W, 0).
+    window whose inputs are left-padded with 0; one with n <= T yields none. `padded` adds the
+    windows whose targets start before position L: n - T windows, the first with one input item,
+    so every item after the first is a target (of T windows). A target always has an item before
+    it, so L = 0 (a model that reads no history) gives the windows of L = 1 with empty inputs (W, 0).
     """
     width, lengths = max(L, 1) + T, seqs.lengths
-    counts = np.where(lengths >= width, lengths - width + 1, (lengths > T).astype(np.int64))
-    first_end = seqs.indptr[:-1] + np.minimum(lengths, width) - 1        # end of each sequence's first window
+    if padded:
+        counts = np.maximum(lengths - T, 0)
+        first_end = seqs.indptr[:-1] + T                                 # one input, then T targets
+    else:
+        counts = np.where(lengths >= width, lengths - width + 1, (lengths > T).astype(np.int64))
+        first_end = seqs.indptr[:-1] + np.minimum(lengths, width) - 1    # end of each sequence's first window
     return Windows(*_examples(seqs, counts, first_end, 1), seqs.items, "next", width, L, T)
 
 

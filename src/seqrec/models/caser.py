@@ -8,6 +8,8 @@
 
 Each part can be switched off: horizontal (num_h_filters=0), vertical (num_v_filters=0), user
 embedding (use_user=False). With no convolution the state is p_u alone; without the user it is z.
+tie_item_embeddings=True scores with v_i = [q_i, w_i]: the input embedding q_i of item i meets z, and
+only the part w_i that meets p_u is an output embedding of its own (a sparse item learns from both ends).
 """
 
 from __future__ import annotations
@@ -35,11 +37,14 @@ class CaserConfig:
     v_activation: str = "identity"  # on the vertical convolution
     fc_activation: str = "relu"   # on the fully connected layer
     init_std: float = 0.01        # Normal(0, init_std) for weights and embeddings; layer biases start at 0
+    tie_item_embeddings: bool = False  # the output embedding's z part is the input embedding q_i
 
     def __post_init__(self) -> None:
         checks = [
             (self.use_user or self.num_h_filters or self.num_v_filters,
              "Caser needs at least one of: horizontal filters, vertical filters, the user embedding"),
+            (self.uses_sequence or not self.tie_item_embeddings,
+             "model tie_item_embeddings needs the convolutions (their input item embeddings)"),
         ]
         for name in ("h_activation", "v_activation", "fc_activation"):
             value = getattr(self, name)
@@ -64,8 +69,8 @@ class Caser(nn.Module):
         fc_in = config.num_v_filters * k + config.num_h_filters * L
         self.fc = nn.Linear(fc_in, k) if config.uses_sequence else None
         self.dropout = nn.Dropout(config.dropout)
-        state_dim = k * (int(config.uses_sequence) + int(config.use_user))
-        self.out_emb = nn.Embedding(num_items + 1, state_dim, padding_idx=0)
+        own_out_dim = k * (int(config.uses_sequence and not config.tie_item_embeddings) + int(config.use_user))
+        self.out_emb = nn.Embedding(num_items + 1, own_out_dim, padding_idx=0) if own_out_dim else None
         self.out_bias = nn.Embedding(num_items + 1, 1, padding_idx=0)
         self.phi_h, self.phi_v, self.phi_fc = (ACTIVATIONS[a] for a in
                                                (config.h_activation, config.v_activation, config.fc_activation))
@@ -103,14 +108,28 @@ class Caser(nn.Module):
             parts.append(self.user_emb(users))                                       # (B, k)
         return torch.cat(parts, 1)                                                   # (B, state_dim)
 
+    def output_embeddings(self) -> Tensor:                                          # (num_items + 1, D)
+        """v_i for every item: out_emb, or with tied embeddings [q_i, w_i] (q_i alone without the user)."""
+        if not self.config.tie_item_embeddings:
+            return self.out_emb.weight
+        parts = [self.item_emb.weight] + ([self.out_emb.weight] if self.out_emb is not None else [])
+        return torch.cat(parts, 1)
+
+    def output_rows(self, items: Tensor) -> Tensor:                                 # (..., D)
+        """v_i of `items` (any shape), gathered without building every item's row."""
+        if not self.config.tie_item_embeddings:
+            return self.out_emb(items)
+        return torch.cat([self.item_emb(items)] + ([self.out_emb(items)] if self.out_emb is not None else []), -1)
+
     def score(self, users: Tensor, seqs: Tensor, items: Tensor) -> Tensor:          # (B, C)
         if items.dim() == 1:
-            return shared_scores(self.user_state(users, seqs), self.out_emb.weight, items, self.out_bias.weight[:, 0])
+            return shared_scores(self.user_state(users, seqs), self.output_embeddings(), items,
+                                 self.out_bias.weight[:, 0])
         state = self.user_state(users, seqs).unsqueeze(2)                            # (B, D, 1)
-        return (self.out_emb(items) @ state).squeeze(2) + self.out_bias(items).squeeze(2)
+        return (self.output_rows(items) @ state).squeeze(2) + self.out_bias(items).squeeze(2)
 
     def factors(self, users: Tensor, seqs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        return self.user_state(users, seqs), self.out_emb.weight, self.out_bias.weight[:, 0]   # (B, D), (I, D), (I,)
+        return self.user_state(users, seqs), self.output_embeddings(), self.out_bias.weight[:, 0]  # (B,D), (I,D), (I,)
 
     def score_all(self, users: Tensor, seqs: Tensor) -> Tensor:                    # (B, num_items + 1)
         return dot_all(*self.factors(users, seqs))
@@ -155,7 +174,8 @@ SPEC = ModelSpec(
         },
     },
     # What `seqrec tune` samples over a preset (e.g. tuned): the paper's grid (L, d, filters, dropout), the
-    # optimiser, and the loss with its negatives and targets per window.
+    # optimiser, the loss with its negatives and targets per window, and what helps short histories (no user
+    # embedding, tied item embeddings, padded windows).
     search_space=ADAM_SPACE | {
         "train.loss": ("categorical", ("bpr", "bce", "softmax")),
         "train.num_negatives": ("int", 1, 5),                 # used by bpr and bce only
@@ -165,5 +185,8 @@ SPEC = ModelSpec(
         "model_params.num_h_filters": ("categorical", (4, 8, 16, 32)),
         "model_params.num_v_filters": ("categorical", (1, 2, 4, 8)),
         "model_params.dropout": ("float", 0.0, 0.7),
+        "model_params.use_user": ("categorical", (True, False)),
+        "model_params.tie_item_embeddings": ("categorical", (False, True)),
+        "train.windows": ("categorical", ("complete", "padded")),
     },
 )

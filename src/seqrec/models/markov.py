@@ -111,5 +111,6 @@ SPEC = ModelSpec(
     summary="item-transition counts from each of the last L items, recency-weighted",
     presets={"markov": {"model_params": {"L": 5}, "train": {"epochs": 1}}},
     # What `seqrec tune` samples: how many recent items vote, and how much popularity (>= 1: it can outvote them).
-    search_space={"model_params.L": ("int", 1, 10), "model_params.backoff": ("float", 0.0, 4.0)},
+    search_space={"model_params.L": ("int", 1, 10), "model_params.backoff": ("float", 0.0, 4.0),
+                  "train.windows": ("categorical", ("complete", "padded"))},
 )

@@ -113,6 +113,16 @@ def _trial_line(trial: FrozenTrial, study: optuna.Study, metric: str, count: int
     return f"trial {trial.number} [{where}]: {outcome}{best_text}; {seconds:.1f} s; {params_text(trial)}"
 
 
+def _is_interrupt(err: BaseException | None) -> bool:
+    """A Ctrl-C, also one that landed in Optuna's bookkeeping after a trial: optuna 5.0's _run_trial then raises
+    UnboundLocalError from its `finally` (a variable the interrupted `try` never set), the Ctrl-C as its context."""
+    while err is not None:
+        if isinstance(err, KeyboardInterrupt):
+            return True
+        err = err.__context__
+    return False
+
+
 def _fail_cut_trials(study: optuna.Study) -> None:
     """Mark FAIL this process's trials that Ctrl-C left RUNNING (cut while Optuna was still sampling them,
     before the objective's own handling began), so no study is left with a trial nobody runs."""
@@ -169,7 +179,9 @@ def tune(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions
     try:
         study.optimize(objective, n_trials=options.trials, timeout=options.timeout, catch=(SeqrecError,),
                        callbacks=[finished])
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, UnboundLocalError) as err:
+        if not _is_interrupt(err):
+            raise
         echo("interrupted: writing the results of the trials so far")
         _fail_cut_trials(study)
     searched = time.perf_counter() - started

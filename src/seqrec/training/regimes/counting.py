@@ -10,4 +10,4 @@ class CountingRegime(Regime):
     counting = True
 
     def examples(self, train: Sequences, L: int) -> Windows:
-        return make_windows(train, L, self.cfg.T)
+        return make_windows(train, L, self.cfg.T, self.cfg.windows == "padded")

@@ -34,7 +34,8 @@ class PositionsRegime(Regime):
             cand = model.score_positions(users, inputs, shared.items)[valid]           # (P, C)
             return shared.loss(pos, cand, targets[valid])
         if batch.negatives is None:                                                    # target 0 is ignored
-            return FULL_LOSSES[self.cfg.loss](model.score_all_positions(users, inputs), targets.unsqueeze(2))
+            scores = model.score_all_positions(users, inputs)                          # (B, L, num_items + 1)
+            return FULL_LOSSES[self.cfg.loss](scores, targets.unsqueeze(2), self.cfg.label_smoothing)
         valid = targets != 0                                                           # (B, L)
         drawn = batch.negatives.view(len(targets), -1, self.cfg.num_negatives)[:, -targets.size(1):]  # (B, L, N)
         items = torch.cat([targets.unsqueeze(2), drawn], 2)                            # (B, L, 1 + N)

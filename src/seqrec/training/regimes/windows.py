@@ -17,7 +17,7 @@ class WindowsRegime(Regime):
     takes loss(model.score_all(users, inputs), targets)."""
 
     def examples(self, train: Sequences, L: int) -> Windows:
-        return make_windows(train, L, self.cfg.T)
+        return make_windows(train, L, self.cfg.T, self.cfg.windows == "padded")
 
     def batch_loss(self, model: nn.Module, batch: Batch, rng: np.random.Generator) -> Tensor:
         shared = self.shared(batch.targets, rng)
@@ -27,7 +27,8 @@ class WindowsRegime(Regime):
             cand = model.score(batch.users, batch.inputs, shared.items).repeat_interleave(T, 0)  # (B T, C)
             return shared.loss(pos, cand, batch.targets.reshape(-1))
         if batch.negatives is None:
-            return FULL_LOSSES[self.cfg.loss](model.score_all(batch.users, batch.inputs), batch.targets)
+            scores = model.score_all(batch.users, batch.inputs)                          # (B, num_items + 1)
+            return FULL_LOSSES[self.cfg.loss](scores, batch.targets, self.cfg.label_smoothing)
         T = batch.targets.size(1)
         scores = model.score(batch.users, batch.inputs, torch.cat([batch.targets, batch.negatives], 1))  # (B, T + N)
         return SAMPLED_LOSSES[self.cfg.loss](scores[:, :T], scores[:, T:])

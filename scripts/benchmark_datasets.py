@@ -1,0 +1,102 @@
+"""Every model on every public dataset under `loo-full`: the presets, and settings tuned on each dataset.
+
+    python scripts/benchmark_datasets.py [--datasets ml-100k,ml-1m,ml-latest-small,amazon-video-games]
+        [--models pop,markov,...] [--tune caser:tuned,sasrec,...] [--trials 20] [--timeout 2h]
+        [--seeds 0,1,2] [--out runs/benchmark] [--no-readme]
+
+Per dataset: `seqrec tune` searches each --tune model's space on the validation cases only (seed 0; the preset
+is the first trial, so a search never ends below it), then every preset of --models and every tuned setting
+(labelled MODEL:tuned-here) trains with every seed and is tested once. Finished searches (OUT/DATASET/tune/
+LABEL/best.toml) and finished runs (metrics.json of the same settings) are read back, so an interrupted
+benchmark resumes where it stopped. Writes OUT/DATASET/compare.{json,md,png} and the README section
+`datasets` (one table per dataset, with how long each search took). Local copies of the datasets come
+from the usual variables ($SEQREC_DATA_DIR, $SEQREC_ML1M_DIR, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from readme_section import publish
+
+from seqrec import api, experiments
+from seqrec.config import RunConfig
+from seqrec.data.interactions import Interactions
+from seqrec.models.registry import model_spec
+from seqrec.settings import resolve_run_config
+from seqrec.tuning import TuneOptions, tune
+from seqrec.tuning.outputs import duration
+
+REPO = Path(__file__).resolve().parents[1]
+DATASETS = "ml-100k,ml-1m,ml-latest-small,amazon-video-games"
+MODELS = "pop,markov,bprmf,gru4rec,sasrec,bert4rec,caser:d2l,caser:paper,caser:tuned"
+TUNED = "markov,bprmf,gru4rec,sasrec,bert4rec,caser:tuned"
+
+
+def setting(raw: dict[str, Any], dotted: str) -> Any:
+    """raw['train']['lr'] for 'train.lr'."""
+    for part in dotted.split("."):
+        raw = raw[part]
+    return raw
+
+
+def tuned_config(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions) -> tuple[RunConfig, float]:
+    """The best settings a search on the validation cases found (read back when OUT holds a finished search),
+    and the seconds the search took."""
+    summary = out_dir / "tune.json"
+    if summary.is_file() and (out_dir / "best.toml").is_file():
+        seconds = json.loads(summary.read_text())["seconds"]["search"]
+        return resolve_run_config(None, out_dir / "best.toml"), seconds
+    raw = base.to_dict()
+    preset = {name: setting(raw, name) for name in model_spec(base.model).search_space}
+    result = tune(log, base, out_dir, TuneOptions(trials=options.trials, timeout=options.timeout,
+                                                  enqueue=(preset,), final=False))
+    print(result.summary(), flush=True)
+    return result.best_config, result.search_seconds
+
+
+def benchmark(dataset: str, args: argparse.Namespace) -> str:
+    """Tune, run the grid, write OUT/DATASET/compare.*; the dataset's README text."""
+    overrides = {"data.dataset": dataset, "eval.protocols": ["loo-full"]}
+    configs = experiments.parse_model_specs(args.models, overrides)
+    log = api.load_dataset(next(iter(configs.values())).data)
+    out_dir = args.out / dataset
+    options = TuneOptions(trials=args.trials, timeout=args.timeout, final=False)
+    searches = []
+    for label, base in experiments.parse_model_specs(args.tune, overrides | {"seed": 0}).items():
+        config, seconds = tuned_config(log, base, out_dir / "tune" / label.replace(":", "-"), options)
+        configs[f"{label.partition(':')[0]}:tuned-here"] = config
+        searches.append(f"{label} {duration(seconds)}")
+    table = experiments.run_grid(configs, experiments.parse_seeds(args.seeds), log, out_dir, reuse=True,
+                                 on_run=lambda label, seed, r: print(f"{dataset} {label} seed {seed}: "
+                                                                     f"{r.timings['train_seconds']:.1f} s", flush=True))
+    paths = experiments.write_comparison(table, out_dir)
+    chart = paths[2].relative_to(REPO) if paths[2].is_relative_to(REPO) else paths[2]
+    tuning = (f"Tuned on validation NDCG@10 (seed 0, at most {args.trials} trials or {args.timeout} s each; the "
+              f"preset first): " + ", ".join(searches) + ".") if searches else ""
+    return f"#### {dataset}\n\n{experiments.markdown_table(table)}\n{tuning}\n\n![{dataset}]({chart})\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default=DATASETS)
+    parser.add_argument("--models", default=MODELS, help=f"presets to run as they are (default: {MODELS})")
+    parser.add_argument("--tune", default=TUNED, help=f"presets to tune per dataset (default: {TUNED}; '' for none)")
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--timeout", type=float, default=7200.0, help="seconds per search")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "results" / "datasets")
+    parser.add_argument("--no-readme", action="store_true")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    sections = [benchmark(dataset, args) for dataset in args.datasets.split(",")]
+    text = "\n".join(sections) + f"\nSeeds {args.seeds}; {duration(time.perf_counter() - started)} in all."
+    publish("datasets", text, readme=not args.no_readme)
+
+
+if __name__ == "__main__":
+    main()
