@@ -64,7 +64,7 @@ def benchmark(dataset: str, args: argparse.Namespace) -> str:
     overrides = {"data.dataset": dataset, "eval.protocols": ["loo-full"]}
     configs = experiments.parse_model_specs(args.models, overrides)
     log = api.load_dataset(next(iter(configs.values())).data)
-    out_dir = args.out / dataset
+    out_dir = args.out / f"{dataset}-loo-full"
     options = TuneOptions(trials=args.trials, timeout=args.timeout, final=False)
     searches = []
     for label, base in experiments.parse_model_specs(args.tune, overrides | {"seed": 0}).items():
