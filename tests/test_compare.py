@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 
@@ -11,7 +12,7 @@ import pytest
 
 from seqrec import api, cli
 from seqrec.errors import ConfigError
-from seqrec.experiments import GridTable, parse_model_specs, parse_seeds
+from seqrec.experiments import GridTable, finished_record, parse_model_specs, parse_seeds
 from seqrec.models.registry import PRESETS, model_config
 from tests.conftest import markov_log
 
@@ -69,6 +70,20 @@ def test_reuse_reads_finished_runs_of_the_same_settings_and_trains_the_others(tm
     again = json.loads((out / "compare.json").read_text())["runs"]
     assert [r for r in again if r["seed"] == 0] == first                  # read back, not retrained
     assert trained("--seeds", "0", "--epochs", "2") == ["caser:d2l seed 0", "markov seed 0"]   # new settings
+
+
+def test_a_finished_run_from_before_a_setting_existed_is_read_with_that_settings_default(tmp_path):
+    cfg = parse_model_specs("markov", {"eval.protocols": ["loo-full"]})["markov"]
+    saved = cfg.to_dict()
+    del saved["train"]["windows"]                                   # written before train.windows existed
+    metrics = {"config": saved, "metrics": {"loo-full": {"hr@10": 0.5}}, "timings": {"train_seconds": 1.0},
+               "model": {"num_parameters": 0}, "best_epoch": None}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    assert finished_record(tmp_path, cfg, "markov").metrics == {"loo-full": {"hr@10": 0.5}}
+    assert finished_record(tmp_path, dataclasses.replace(cfg, seed=1), "markov") is None
+    saved["train"]["gone"] = 1                                      # a setting that no longer exists
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    assert finished_record(tmp_path, cfg, "markov") is None
 
 
 def test_data_names_a_known_dataset_unless_a_file_of_that_name_exists(tmp_path, monkeypatch):

@@ -22,7 +22,7 @@ from seqrec.errors import ConfigError
 from seqrec.evaluation.protocols import PROTOCOLS, metric_key
 from seqrec.pipeline import run
 from seqrec.runs import METRICS_FILE, TrainResult
-from seqrec.settings import preset_for, resolve_run_config
+from seqrec.settings import build_run_config, preset_for, resolve_run_config
 
 
 @dataclass(frozen=True)
@@ -114,12 +114,16 @@ def run_folder(out_dir: Path, label: str, seed: int) -> Path:
 
 
 def finished_record(folder: Path, cfg: RunConfig, label: str) -> RunRecord | None:
-    """The record of the run in `folder` when its metrics.json was written by exactly `cfg` (seed included)."""
+    """The record of the run in `folder` when its metrics.json was written with `cfg`'s settings, seed included (a
+    setting added since then counts with its default; a run with a setting that no longer exists is not read)."""
     path = folder / METRICS_FILE
     if not path.is_file():
         return None
     saved = json.loads(path.read_text())
-    if saved.get("config") != json.loads(json.dumps(cfg.to_dict())):
+    try:
+        if build_run_config(saved["config"]) != cfg:
+            return None
+    except ConfigError:
         return None
     return RunRecord(label, cfg.seed, saved["metrics"], saved["timings"]["train_seconds"],
                      saved["model"]["num_parameters"], saved["best_epoch"])
