@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--models", default=MODELS, help=f"comma separated specs (default: {MODELS})")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "results")
     parser.add_argument("--data-dir", default=None, help="MovieLens-100K folder (else $SEQREC_DATA_DIR / cache)")
+    parser.add_argument("--reuse", action="store_true", help="read finished runs of the same settings back")
     args = parser.parse_args()
 
     overrides = {"eval.protocols": [args.protocol], "train.epochs": args.epochs, "data.data_dir": args.data_dir}
@@ -41,7 +42,8 @@ def main() -> None:
     out_dir = args.out / f"compare-ml100k-{args.protocol}"
     table = experiments.run_grid(configs, experiments.parse_seeds(args.seeds), log, out_dir,
                                  on_run=lambda label, seed, r: print(f"{label} seed {seed}: "
-                                                                     f"{r.timings['total_seconds']:.1f} s"))
+                                                                     f"{r.timings['total_seconds']:.1f} s"),
+                                 reuse=args.reuse)
     paths = experiments.write_comparison(table, out_dir)
     print(f"{len(table.records)} runs in {time.perf_counter() - started:.0f} s; wrote {', '.join(map(str, paths))}")
     chart = paths[2].relative_to(REPO) if paths[2].is_relative_to(REPO) else paths[2]
