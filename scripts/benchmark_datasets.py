@@ -67,7 +67,8 @@ def benchmark(dataset: str, args: argparse.Namespace) -> str:
     out_dir = args.out / f"{dataset}-loo-full"
     options = TuneOptions(trials=args.trials, timeout=args.timeout, final=False)
     searches = []
-    for label, base in experiments.parse_model_specs(args.tune, overrides | {"seed": 0}).items():
+    tuned = experiments.parse_model_specs(args.tune, overrides | {"seed": 0}) if args.tune.strip() else {}
+    for label, base in tuned.items():
         config, seconds = tuned_config(log, base, out_dir / "tune" / label.replace(":", "-"), options)
         configs[f"{label.partition(':')[0]}:tuned-here"] = config
         searches.append(f"{label} {duration(seconds)}")
