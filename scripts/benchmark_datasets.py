@@ -16,32 +16,24 @@ from the usual variables ($SEQREC_DATA_DIR, $SEQREC_ML1M_DIR, ...).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 from readme_section import publish
 
 from seqrec import api, experiments
 from seqrec.config import RunConfig
 from seqrec.data.interactions import Interactions
-from seqrec.models.registry import model_spec
 from seqrec.settings import resolve_run_config
-from seqrec.tuning import TuneOptions, tune
+from seqrec.tuning import TuneOptions, own_values, tune
 from seqrec.tuning.outputs import duration
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = "ml-100k,ml-1m,ml-latest-small,amazon-video-games"
 MODELS = "pop,markov,bprmf,gru4rec,sasrec,bert4rec,caser:d2l,caser:paper,caser:tuned"
 TUNED = "markov,bprmf,gru4rec,sasrec,bert4rec,caser:tuned"
-
-
-def setting(raw: dict[str, Any], dotted: str) -> Any:
-    """raw['train']['lr'] for 'train.lr'."""
-    for part in dotted.split("."):
-        raw = raw[part]
-    return raw
 
 
 def tuned_config(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions) -> tuple[RunConfig, float]:
@@ -51,10 +43,7 @@ def tuned_config(log: Interactions, base: RunConfig, out_dir: Path, options: Tun
     if summary.is_file() and (out_dir / "best.toml").is_file():
         seconds = json.loads(summary.read_text())["seconds"]["search"]
         return resolve_run_config(None, out_dir / "best.toml"), seconds
-    raw = base.to_dict()
-    preset = {name: setting(raw, name) for name in model_spec(base.model).search_space}
-    result = tune(log, base, out_dir, TuneOptions(trials=options.trials, timeout=options.timeout,
-                                                  enqueue=(preset,), final=False))
+    result = tune(log, base, out_dir, dataclasses.replace(options, enqueue=(own_values(base),)))
     print(result.summary(), flush=True)
     return result.best_config, result.search_seconds
 

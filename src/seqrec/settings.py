@@ -61,8 +61,9 @@ def _check_names(cfg: RunConfig, where: str) -> None:
         cutting = ", ".join(name for name, spec in sorted(MODELS.items()) if spec.cuts_padding)
         raise ConfigError(f"train.batch_order=by-length needs a model whose batches can be cut to their longest "
                           f"example ({cutting}), not {cfg.model}")
-    if train.windows == "padded" and MODELS[cfg.model].regime not in ("windows", "counting"):
-        windowed = ", ".join(name for name, spec in sorted(MODELS.items()) if spec.regime in ("windows", "counting"))
+    windowed_regimes = ("windows", "counting")
+    if train.windows == "padded" and MODELS[cfg.model].regime not in windowed_regimes:
+        windowed = ", ".join(name for name, spec in sorted(MODELS.items()) if spec.regime in windowed_regimes)
         raise ConfigError(f"train.windows=padded applies to models trained on windows ({windowed}), not {cfg.model}")
     _check_precision(train.precision, train.device)
     metric = train.early_stopping_metric

@@ -108,18 +108,20 @@ class Caser(nn.Module):
             parts.append(self.user_emb(users))                                       # (B, k)
         return torch.cat(parts, 1)                                                   # (B, state_dim)
 
+    def _output_tables(self) -> list[nn.Embedding]:
+        """The tables whose rows, side by side, are v_i: out_emb, or with tied embeddings [q_i, w_i] (q_i alone
+        without the user)."""
+        tied = [self.item_emb] if self.config.tie_item_embeddings else []
+        return tied + ([self.out_emb] if self.out_emb is not None else [])
+
     def output_embeddings(self) -> Tensor:                                          # (num_items + 1, D)
-        """v_i for every item: out_emb, or with tied embeddings [q_i, w_i] (q_i alone without the user)."""
-        if not self.config.tie_item_embeddings:
-            return self.out_emb.weight
-        parts = [self.item_emb.weight] + ([self.out_emb.weight] if self.out_emb is not None else [])
-        return torch.cat(parts, 1)
+        tables = self._output_tables()
+        return tables[0].weight if len(tables) == 1 else torch.cat([t.weight for t in tables], 1)
 
     def output_rows(self, items: Tensor) -> Tensor:                                 # (..., D)
         """v_i of `items` (any shape), gathered without building every item's row."""
-        if not self.config.tie_item_embeddings:
-            return self.out_emb(items)
-        return torch.cat([self.item_emb(items)] + ([self.out_emb(items)] if self.out_emb is not None else []), -1)
+        tables = self._output_tables()
+        return tables[0](items) if len(tables) == 1 else torch.cat([t(items) for t in tables], -1)
 
     def score(self, users: Tensor, seqs: Tensor, items: Tensor) -> Tensor:          # (B, C)
         if items.dim() == 1:

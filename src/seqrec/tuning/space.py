@@ -50,6 +50,23 @@ def search_space(model: str, params: Sequence[str] = (), fixed: Sequence[str] = 
     return {name: distribution(name, declared[name]) for name in names}
 
 
+def flat_settings(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as dotted names: {'train': {'lr': 0.1}} -> {'train.lr': 0.1}."""
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, Mapping):
+            out |= flat_settings(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def own_values(cfg: RunConfig) -> dict[str, Any]:
+    """cfg's value of every entry of its model's search space: enqueued, it makes cfg a search's first trial."""
+    flat = flat_settings(cfg.to_dict())
+    return {name: flat[name] for name in model_spec(cfg.model).search_space}
+
+
 def search_base(cfg: RunConfig, metric: str | None = None) -> RunConfig:
     """`cfg` with early stopping on the tuned metric (None: cfg's own, else the protocol's); a protocol without
     validation cases, or a metric that is not the protocol's, is a ConfigError."""

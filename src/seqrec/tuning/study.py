@@ -20,6 +20,7 @@ from seqrec.config import RunConfig
 from seqrec.data.interactions import Interactions
 from seqrec.errors import ConfigError
 from seqrec.models.base import check_config
+from seqrec.tuning.space import flat_settings
 
 MACHINE_SETTINGS = ("data.data_dir", "data.path", "train.device")   # may differ between processes of one study
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
@@ -98,22 +99,12 @@ class TrialSeededTPE(optuna.samplers.BaseSampler):
         self._tpe(trial).after_trial(study, trial, state, values)
 
 
-def _flat(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in settings.items():
-        if isinstance(value, Mapping):
-            out |= _flat(value, f"{prefix}{key}.")
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def _identity(base: RunConfig, log: Interactions) -> dict[str, Any]:
     """What every process of one study must share: the settings (less machine-local ones) and the events."""
     digest = hashlib.sha256()
     for column in (log.users, log.items, log.times):
         digest.update(np.ascontiguousarray(column).tobytes())
-    settings = {k: v for k, v in _flat(base.to_dict()).items() if k not in MACHINE_SETTINGS}
+    settings = {k: v for k, v in flat_settings(base.to_dict()).items() if k not in MACHINE_SETTINGS}
     return json.loads(json.dumps({"settings": settings, "events_sha256": digest.hexdigest()}))
 
 
@@ -151,7 +142,7 @@ def open_study(base: RunConfig, log: Interactions, out_dir: Path, options: TuneO
     if stored is None:
         study.set_user_attr("identity", identity)
     elif stored != identity:
-        ours, theirs = _flat(identity), _flat(stored)
+        ours, theirs = flat_settings(identity), flat_settings(stored)
         what = next(k for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k))
         raise ConfigError(f"study {name} was started with {what} = {theirs.get(what)!r}, not {ours.get(what)!r}; "
                           "join it with the same settings and data, or use another --study")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from seqrec.data.sequences import Sequences, Windows, make_windows
-from seqrec.training.regimes.base import Regime
+from seqrec.training.regimes.windows import WindowsRegime
 
 
-class CountingRegime(Regime):
+class CountingRegime(WindowsRegime):
+    """The windows regime's examples (train.windows included), counted once instead of trained on."""
+
     counting = True
-
-    def examples(self, train: Sequences, L: int) -> Windows:
-        return make_windows(train, L, self.cfg.T, self.cfg.windows == "padded")
