@@ -36,16 +36,16 @@ MODELS = "pop,markov,bprmf,gru4rec,sasrec,bert4rec,caser:d2l,caser:paper,caser:t
 TUNED = "markov,bprmf,gru4rec,sasrec,bert4rec,caser:tuned"
 
 
-def tuned_config(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions) -> tuple[RunConfig, float]:
+def tuned_config(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions) -> tuple[RunConfig, str]:
     """The best settings a search on the validation cases found (read back when OUT holds a finished search),
-    and the seconds the search took."""
-    summary = out_dir / "tune.json"
-    if summary.is_file() and (out_dir / "best.toml").is_file():
-        seconds = json.loads(summary.read_text())["seconds"]["search"]
-        return resolve_run_config(None, out_dir / "best.toml"), seconds
-    result = tune(log, base, out_dir, dataclasses.replace(options, enqueue=(own_values(base),)))
-    print(result.summary(), flush=True)
-    return result.best_config, result.search_seconds
+    and what the search did: trials, time, best validation value."""
+    if not ((out_dir / "tune.json").is_file() and (out_dir / "best.toml").is_file()):
+        result = tune(log, base, out_dir, dataclasses.replace(options, enqueue=(own_values(base),)))
+        print(result.summary(), flush=True)
+    summary = json.loads((out_dir / "tune.json").read_text())
+    search = (f"{summary['trials']['here']} trials in {duration(summary['seconds']['search'])}, best "
+              f"{summary['metric']} {summary['best']['value']:.4f}")
+    return resolve_run_config(None, out_dir / "best.toml"), search
 
 
 def benchmark(dataset: str, args: argparse.Namespace) -> str:
@@ -58,16 +58,16 @@ def benchmark(dataset: str, args: argparse.Namespace) -> str:
     searches = []
     tuned = experiments.parse_model_specs(args.tune, overrides | {"seed": 0}) if args.tune.strip() else {}
     for label, base in tuned.items():
-        config, seconds = tuned_config(log, base, out_dir / "tune" / label.replace(":", "-"), options)
+        config, search = tuned_config(log, base, out_dir / "tune" / label.replace(":", "-"), options)
         configs[f"{label.partition(':')[0]}:tuned-here"] = config
-        searches.append(f"{label} {duration(seconds)}")
+        searches.append(f"{label} ({search})")
     table = experiments.run_grid(configs, experiments.parse_seeds(args.seeds), log, out_dir, reuse=True,
                                  on_run=lambda label, seed, r: print(f"{dataset} {label} seed {seed}: "
                                                                      f"{r.timings['train_seconds']:.1f} s", flush=True))
     paths = experiments.write_comparison(table, out_dir)
     chart = paths[2].relative_to(REPO) if paths[2].is_relative_to(REPO) else paths[2]
-    tuning = (f"Tuned on validation NDCG@10 (seed 0, at most {args.trials} trials or {args.timeout} s each; the "
-              f"preset first): " + ", ".join(searches) + ".") if searches else ""
+    tuning = ("Searches on the validation cases (seed 0, the preset as trial 0): " + "; ".join(searches) + ".") \
+        if searches else ""
     return f"#### {dataset}\n\n{experiments.markdown_table(table)}\n{tuning}\n\n![{dataset}]({chart})\n"
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from seqrec import api
 from seqrec.data.sessions import session_split, sessionize, synthetic_sessions
 from seqrec.errors import DataError
+from seqrec.settings import build_run_config
 from tests.conftest import make_log
 
 
@@ -21,25 +23,75 @@ def test_sessionize_cuts_at_gaps_per_user():
         sessionize(log, 0)
 
 
+def _histories(cases, ext) -> list[list[int]]:
+    h = cases.history
+    return [ext(h.items[a:b]).tolist() for a, b in zip(h.indptr[:-1], h.indptr[1:], strict=True)]
+
+
 def test_session_split_is_by_time_and_each_prefix_is_a_case():
-    # sessions s1 (ends t=3), s2 (ends t=13), s3 (ends t=23); s3 is test with test_fraction 1/3.
+    # sessions s1 (ends t=3) train, s2 (ends t=13) validation, s3 (ends t=24) test, with fractions 1/3 each.
+    log = make_log(["s1"] * 3 + ["s2"] * 3 + ["s3"] * 5, [1, 2, 3, 2, 3, 4, 1, 2, 9, 4, 3],
+                   [1, 2, 3, 11, 12, 13, 20, 21, 22, 23, 24])
+    split = session_split(log, test_fraction=1 / 3, valid_fraction=1 / 3)
+    ext = log.item_map.to_external
+    assert len(split.train) == 1 and ext(split.train.items).tolist() == [1, 2, 3]
+    # item 4 never occurs in training: dropped from validation, leaving s2 = 2, 3 -> one case (2 -> 3)
+    assert ext(split.valid.targets).tolist() == [3] and _histories(split.valid, ext) == [[2]]
+    # item 9 occurs before no test event: dropped; item 4 occurs in validation: kept -> s3 = 1, 2, 4, 3
+    assert ext(split.test.targets).tolist() == [2, 4, 3]
+    assert _histories(split.test, ext) == [[1], [1, 2], [1, 2, 4]]
+    np.testing.assert_array_equal(split.test.history.last(3), [[0, 0, 1], [0, 1, 2], [1, 2, 4]])
+    # a refit learns from the training and validation sessions, never from test prefixes
+    assert ext(split.refit_sequences.items).tolist() == [1, 2, 3, 2, 3, 4]
+
+
+def test_session_split_without_validation_trains_on_every_earlier_session():
     log = make_log(["s1"] * 3 + ["s2"] * 3 + ["s3"] * 4, [1, 2, 3, 2, 3, 4, 1, 2, 9, 3],
                    [1, 2, 3, 11, 12, 13, 20, 21, 22, 23])
-    split = session_split(log, test_fraction=1 / 3)
-    assert len(split.train) == 2
-    ext = log.item_map.to_external
-    # item 9 never occurs in training: dropped, leaving s3 = 1, 2, 3 -> cases (1 -> 2), (1, 2 -> 3)
-    assert ext(split.test.targets).tolist() == [2, 3]
-    history = [ext(split.test.history.items[a:b]).tolist()
-               for a, b in zip(split.test.history.indptr[:-1], split.test.history.indptr[1:], strict=True)]
-    assert history == [[1], [1, 2]]
-    np.testing.assert_array_equal(split.test.history.last(3), [[0, 0, 1], [0, 1, 2]])
+    split = session_split(log, test_fraction=1 / 3, valid_fraction=0)
+    assert split.valid is None and len(split.train) == 2
+    assert log.item_map.to_external(split.test.targets).tolist() == [2, 3]
 
 
-def test_no_test_session_is_an_error():
+def test_no_test_or_validation_session_is_an_error():
     log = make_log(["s1", "s1", "s2"], [1, 2, 7], [1, 2, 3])
     with pytest.raises(DataError, match="0 test sessions"):
-        session_split(log, test_fraction=0.5)
+        session_split(log, test_fraction=0.5, valid_fraction=0)
+    log = make_log(["s1", "s1", "s2", "s2", "s3", "s3"], [1, 2, 7, 8, 1, 2], [1, 2, 3, 4, 5, 6])
+    with pytest.raises(DataError, match="1 training, 0 validation and 1 test sessions"):
+        session_split(log, test_fraction=1 / 3, valid_fraction=1 / 3)
+    with pytest.raises(DataError, match="fractions"):
+        session_split(log, test_fraction=0.5, valid_fraction=0.5)
+
+
+def handoff_sessions(n: int = 20):
+    """Per k, in time order: 7 training sessions ([x, u], [y, v], 5 x [u, v]), then (the last 30%) one
+    validation session [x, y, x, y] and two test sessions [x, y]. x -> y is seen only in validation."""
+    x, y, u, v = (np.arange(n) * 4 + offset for offset in (1, 2, 3, 4))
+    train = [[x, u], [y, v]] + [[u, v]] * 5
+    sessions = [np.stack(s, 1) for s in train] + [np.stack([x, y, x, y], 1)] + [np.stack([x, y], 1)] * 2
+    names, items = [], []
+    for number, block in enumerate(sessions):                  # block: (n, length), one row per k
+        names += [f"{number}-{k}" for k in range(n) for _ in range(block.shape[1])]
+        items += block.ravel().tolist()
+    return make_log(names, items, np.arange(len(items)))
+
+
+def test_session_protocol_selects_on_validation_and_refits_on_validation_sessions():
+    def markov(refit: bool):
+        raw = {"model": "markov", "model_params": {"L": 1}, "train": {"refit": refit},
+               "eval": {"protocols": ["session"], "ks": [1]}}
+        return api.train(handoff_sessions(), build_run_config(raw), progress=False)
+
+    plain, refit = markov(False), markov(True)
+    assert plain.metrics["session"]["hr@1"] == 0.0          # from x, training only knows x -> u
+    assert refit.metrics["session"]["hr@1"] == 1.0          # the validation sessions' x -> y, twice
+    assert plain.dataset["cases"] == {"test": 40, "valid": 60}
+    raw = {"model": "caser", "model_params": {"L": 2, "embedding_dim": 8, "use_user": False},
+           "train": {"loss": "softmax", "epochs": 3, "early_stopping_metric": "auto", "patience": 5},
+           "eval": {"protocols": ["session"]}}
+    caser = api.train(handoff_sessions(), build_run_config(raw), progress=False)
+    assert caser.best_epoch is not None and "mrr@10" in caser.validation["session"]
 
 
 def test_synthetic_sessions_follow_planted_patterns():

@@ -30,6 +30,7 @@ from seqrec.evaluation.protocols import (
     sampled_candidates,
     split_family,
     take_cases,
+    validated_protocols,
 )
 from seqrec.losses import SAMPLED_LOSSES
 from seqrec.memory import check_fits, model_bytes, on_meta
@@ -115,7 +116,7 @@ def train(log: Interactions, cfg: RunConfig, progress: bool | None = None, check
     notes = []
     if metric is not None and split.valid is None:
         notes.append(f"no early stopping: protocol {primary} has no validation split, so all {cfg.train.epochs} "
-                     "epochs were trained (early stopping needs loo-full, loo-sampled or caser-paper)")
+                     f"epochs were trained (early stopping needs {validated_protocols()})")
         metric = None
     negatives = {stage: drawn[case_sample(len(every_case[stage]), cfg.eval.max_users, cfg.seed)]
                  for stage, drawn in sampled_candidates(log, split, cfg.eval.protocols, cfg.eval.num_sampled,
@@ -207,9 +208,9 @@ def _training_inputs(cfg: RunConfig, sequences: Sequences, L: int, num_items: in
 def _refit(cfg: RunConfig, split: Split, L: int, num_users: int, num_items: int, epochs: int,
            progress: bool | None, ranks: Ranks) -> tuple[nn.Module, float]:
     """A fresh model (same seed) trained for `epochs` on what the test cases may see, training + validation
-    items (split.test.history), and its training seconds."""
+    items (split.refit_sequences), and its training seconds."""
     model = _fresh_model(cfg, num_users, num_items, ranks)
-    regime, examples, sampler = _training_inputs(cfg, split.test.history, L, num_items)
+    regime, examples, sampler = _training_inputs(cfg, split.refit_sequences, L, num_items)
     train_cfg = dataclasses.replace(cfg.train, epochs=epochs)
     history = fit(model, regime, examples, sampler, train_cfg, cfg.seed, progress=progress, ranks=ranks)
     return model, history.train_seconds

@@ -34,32 +34,48 @@ def sessionize(log: Interactions, gap_seconds: float) -> Interactions:
     return Interactions(sessions, log.items[order], times, session_map, log.item_map, log.item_titles, log.checksum)
 
 
-def session_split(log: Interactions, test_fraction: float = 0.2) -> Split:
-    """Sessions that end after the time cut-off are test; the others train.
+def session_split(log: Interactions, test_fraction: float = 0.2, valid_fraction: float = 0.1) -> Split:
+    """Split sessions by the time they end: the last `test_fraction` of them are test, the `valid_fraction`
+    before those validation, the others train.
 
-    The cut-off is the end time below which (1 - test_fraction) of the sessions end. Test events
-    whose item never occurs in training are dropped (no model can rank them), and so are test
-    sessions left with fewer than two events. Each remaining position t >= 1 of a test session is
-    one case: history = the session's first t items, target = item t, exclude = the history.
+    Validation events whose item never occurs in training are dropped, and so are test events whose item
+    occurs in neither training nor validation sessions (no model can rank them); so are sessions left
+    with fewer than two events. Each remaining position t >= 1 of a validation or test session is one
+    case: history = the session's first t items, target = item t, exclude = the history. A refit
+    (train.refit) trains on the training and validation sessions. valid_fraction=0: no validation.
     """
-    if not 0 < test_fraction < 1:
-        raise DataError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    if not (0 < test_fraction < 1 and 0 <= valid_fraction < 1 - test_fraction):
+        raise DataError(f"session split fractions must satisfy 0 < test ({test_fraction}) < 1 and "
+                        f"0 <= validation ({valid_fraction}) < 1 - test")
     order = np.lexsort((np.arange(len(log)), log.times, log.users))
     sessions, items, times = log.users[order], log.items[order], log.times[order]
     ends = np.zeros(log.num_users + 1, dtype=np.int64)
     np.maximum.at(ends, sessions, times)
-    cutoff = np.quantile(ends[np.unique(sessions)], 1 - test_fraction, method="lower")
-    is_test = ends[sessions] > cutoff
-    train = Sequences.from_sorted(sessions[~is_test], items[~is_test])
-    known = np.zeros(log.num_items + 1, dtype=bool)
-    known[train.items] = True
-    keep = is_test & known[items]
-    test = Sequences.from_sorted(sessions[keep], items[keep])
-    test = _drop_short(test, minimum=2)
-    if len(train) == 0 or len(test) == 0:
-        raise DataError(f"the session split left {len(train)} training and {len(test)} test sessions; "
-                        "use more data or another test_fraction / session gap")
-    return Split(train, prefix_cases(test))
+    session_ends = ends[np.unique(sessions)]
+    test_cut, valid_cut = (np.quantile(session_ends, 1 - f, method="lower")
+                           for f in (test_fraction, test_fraction + valid_fraction))
+    stage = np.searchsorted(np.array([valid_cut, test_cut]), ends[sessions], side="left").astype(np.int8)
+    train = Sequences.from_sorted(sessions[stage == 0], items[stage == 0])       # stage 0 train, 1 valid, 2 test
+    before_test = Sequences.from_sorted(sessions[stage < 2], items[stage < 2])
+    valid = _prefix_cases_of(sessions, items, stage == 1, seen=train)
+    test = _prefix_cases_of(sessions, items, stage == 2, seen=before_test)
+    if len(train) == 0 or test is None or (valid_fraction and valid is None):
+        raise DataError(f"the session split left {len(train)} training, {_session_count(valid)} validation and "
+                        f"{_session_count(test)} test sessions; use more data or another test_fraction / session gap")
+    return Split(train, test, valid, before_test=before_test if valid is not None else None)
+
+
+def _prefix_cases_of(sessions: np.ndarray, items: np.ndarray, rows: np.ndarray, seen: Sequences) -> EvalCases | None:
+    """prefix_cases of the sessions of `rows` (sorted by session), their items unseen in `seen` dropped."""
+    known = np.zeros(int(max(items.max(initial=0), seen.items.max(initial=0))) + 1, dtype=bool)
+    known[seen.items] = True
+    keep = rows & known[items]
+    kept = _drop_short(Sequences.from_sorted(sessions[keep], items[keep]), minimum=2)
+    return prefix_cases(kept) if len(kept) else None
+
+
+def _session_count(cases: EvalCases | None) -> int:
+    return 0 if cases is None else len(np.unique(cases.history.users))
 
 
 def _drop_short(seqs: Sequences, minimum: int) -> Sequences:

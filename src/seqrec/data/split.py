@@ -41,6 +41,12 @@ class Split:
     train: Sequences
     test: EvalCases
     valid: EvalCases | None = None    # None: the protocol has no validation split (d2l)
+    before_test: Sequences | None = None  # what a refit trains on, when not test.history (sessions)
+
+    @property
+    def refit_sequences(self) -> Sequences:
+        """Training + validation items: what a model retrained for the test stage may learn from."""
+        return self.test.history if self.before_test is None else self.before_test
 
 
 def stages(split: Split) -> dict[str, EvalCases]:

@@ -5,8 +5,9 @@ user's training items. `d2l-fixed`: every item minus the user's training items.
 `loo-full`: leave-one-out, every item minus the items before the target (PROTOCOLS.md section 2).
 `loo-sampled`: leave-one-out, the target against N seeded negatives (section 3; keys end in /sampledN).
 `caser-paper`: 70/10/20 per user, several targets per user, Precision/Recall@k and MAP (section 4).
-`session`: sessions ending after a time cut-off are test; each next item is ranked against every item
-given the session's prefix; HR@k, NDCG@k, MRR@k over all prefix positions (section 5).
+`session`: the last 20% of sessions by end time are test, the 10% before them validation; each next item
+is ranked against every item given the session's prefix; HR@k, NDCG@k, MRR@k over all prefix positions
+(section 5).
 The padding column 0 is never a candidate; ties count against the target. `evaluate` scores cases in
 chunks of bounded size (seqrec.evaluation.ranking); `sample_cases` draws a seeded subset (eval.max_users).
 """
@@ -44,7 +45,7 @@ from seqrec.models.base import SequentialRecommender
 # Split families by name: the split function and the fewest events per user (or session) it needs.
 SPLITS: dict[str, tuple[Callable[[Interactions], Split], int]] = {
     "d2l": (d2l_split, 1), "loo": (loo_split, 3), "caser-paper": (caser_paper_split, 3), "session": (session_split, 2)}
-VALIDATED_SPLITS = ("loo", "caser-paper")   # split families with validation cases (d2l and session have none)
+VALIDATED_SPLITS = ("loo", "caser-paper", "session")   # split families with validation cases (d2l has none)
 CASE_STREAM = 2**32 - 1     # default_rng((seed, CASE_STREAM)) samples cases; (seed, stage) draws negatives
 
 

@@ -161,7 +161,7 @@ SPEC = ModelSpec(
         },
         # The best Caser found on ML-100K under loo-full, chosen by validation NDCG@10 (README, "Comparing
         # models"): the paper's network trained with full softmax cross-entropy on the next item, early
-        # stopping on validation. Needs a protocol with a validation split (loo-full, loo-sampled, caser-paper).
+        # stopping on validation. Needs a protocol with a validation split (not d2l).
         "tuned": {
             "model_params": _PAPER_NETWORK,
             "train": {"loss": "softmax", "lr": 1e-3, "weight_decay": 1e-6, "batch_size": 512, "epochs": 40, "T": 1,
