@@ -265,3 +265,22 @@ def test_a_ctrl_c_in_optunas_bookkeeping_is_an_interruption_and_other_errors_are
 
     assert tuning._is_interrupt(raised(KeyboardInterrupt(), UnboundLocalError("updated_state")))
     assert not tuning._is_interrupt(raised(ValueError(), UnboundLocalError("updated_state")))
+
+
+@pytest.mark.parametrize(("preset", "first_is_base"), [("tuned", True), ("d2l", False)])
+def test_the_base_settings_are_the_first_trial_when_the_space_holds_them(preset, first_is_base, tmp_path,
+                                                                         monkeypatch, capsys):
+    data = write_csv(small_log(), tmp_path / "log.csv")
+    monkeypatch.setattr(sys, "argv", ["seqrec", "tune", "--data", str(data), "--time-col", "time", "--preset", preset,
+                                      "--protocol", "loo-full", "--epochs", "1", "--trials", "2", "--no-final",
+                                      "--threads", "1", "--out", str(tmp_path / "out")])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 0
+    base = tuning.search_base(resolve_run_config(preset, None, {"data.path": str(data), "data.time_col": "time",
+                                                                "eval.protocols": ["loo-full"], "train.epochs": 1}))
+    first = optuna.load_study(study_name="caser", storage=f"sqlite:///{tmp_path / 'out' / 'study.sqlite'}").trials[0]
+    own = {name: value for name, value in tuning.own_values(base).items() if name in first.params}
+    assert (first.params == own) is first_is_base and len(own) == len(MODELS["caser"].search_space)
+    err = capsys.readouterr().err
+    assert ("not a point of the search space (train.lr = 0.04)" in err) is not first_is_base

@@ -405,6 +405,8 @@ def tune(
                                              "earlier trials at the same epoch.")] = True,
     prune_after: Annotated[int, typer.Option(help="Finished trials before pruning starts.")] = 5,
     prune_warmup: Annotated[int, typer.Option(help="Epochs every trial trains before it may be pruned.")] = 1,
+    base_first: Annotated[bool, typer.Option(help="Try the base settings (preset, config, flags) as the first "
+                                                  "trial, so the search never ends below them.")] = True,
     final: Annotated[bool, typer.Option(help="Train the best settings once more into OUT/best and evaluate "
                                              "them on the test cases (the only time test data are read).")] = True,
     out: Annotated[Path, typer.Option(help="Output folder: best.toml, trials.csv/.md, history.png, "
@@ -425,7 +427,15 @@ def tune(
     if preset is None and overrides.get("model") is not None:
         preset = preset_for(overrides["model"])
     base = tuning.search_base(api.resolve_run_config(preset, config, overrides), metric)
-    tuning.search_space(base.model, options.params, options.fixed)
+    space = tuning.search_space(base.model, options.params, options.fixed)
+    if base_first:
+        own = {name: value for name, value in tuning.own_values(base).items() if name in space}
+        outside = tuning.outside_space(own, space)
+        if outside:
+            typer.echo(f"the base settings are not a point of the search space ({outside[0]}): the search starts "
+                       "from sampled trials", err=True)
+        else:
+            options = dataclasses.replace(options, enqueue=(own,))
     tuning.check_out(out, final)                   # all before the data is read
     result = tuning.tune(api.load_dataset(base.data), base, out, options, progress)
     typer.echo(result.summary())

@@ -43,7 +43,15 @@ from seqrec.tuning.outputs import (
     write_toml,
     write_trials,
 )
-from seqrec.tuning.space import VALIDATED_SPLITS, distribution, own_values, search_base, search_space, suggest
+from seqrec.tuning.space import (
+    VALIDATED_SPLITS,
+    distribution,
+    outside_space,
+    own_values,
+    search_base,
+    search_space,
+    suggest,
+)
 from seqrec.tuning.study import WORKER, TrialSeededTPE, TuneOptions, open_study, redacted
 
 
@@ -219,5 +227,5 @@ def write_summary(result: TuneResult, path: Path, options: TuneOptions) -> Path:
 
 
 __all__ = ["VALIDATED_SPLITS", "TrialSeededTPE", "TuneOptions", "TuneResult", "check_out", "distribution", "duration",
-           "open_study", "own_values", "search_base", "search_space", "suggest", "to_toml", "trial_rows", "tune",
-           "write_toml"]
+           "open_study", "outside_space", "own_values", "search_base", "search_space", "suggest", "to_toml",
+           "trial_rows", "tune", "write_toml"]

@@ -67,6 +67,16 @@ def own_values(cfg: RunConfig) -> dict[str, Any]:
     return {name: flat[name] for name in model_spec(cfg.model).search_space}
 
 
+def outside_space(values: Mapping[str, Any], space: Mapping[str, BaseDistribution]) -> list[str]:
+    """The entries of `values` that their distribution in `space` cannot draw ('model_params.L = 12')."""
+    def holds(dist: BaseDistribution, value: Any) -> bool:
+        if isinstance(dist, CategoricalDistribution):
+            return value in dist.choices
+        return isinstance(dist, (FloatDistribution, IntDistribution)) and dist.low <= value <= dist.high
+
+    return [f"{name} = {value!r}" for name, value in values.items() if name in space and not holds(space[name], value)]
+
+
 def search_base(cfg: RunConfig, metric: str | None = None) -> RunConfig:
     """`cfg` with early stopping on the tuned metric (None: cfg's own, else the protocol's); a protocol without
     validation cases, or a metric that is not the protocol's, is a ConfigError."""
