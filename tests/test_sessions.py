@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -103,3 +107,14 @@ def test_synthetic_sessions_follow_planted_patterns():
     assert transitions.shape[1] <= 5 * 7            # at most pattern_length - 1 transitions per pattern
     again = synthetic_sessions(num_sessions=500, num_items=100, num_patterns=5, noise=0.0, seed=3)
     np.testing.assert_array_equal(log.items, again.items)
+
+
+def test_sessions_command_early_stops_caser_on_the_validation_sessions(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "seqrec", "sessions", "--data", "synthetic-sessions", "--models",
+                           "caser:caser-session,markov", "--seeds", "0", "--epochs", "3",
+                           "--no-progress", "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    run = json.loads((tmp_path / "runs" / "caser-caser-session" / "seed-0" / "metrics.json").read_text())
+    assert run["best_epoch"] in (1, 2, 3) and run["dataset"]["cases"]["valid"] > 0
+    assert [e["epoch"] for e in run["history"]] == [1, 2, 3] and "valid/session/mrr@10" in run["history"][0]
+    assert "| caser:caser-session |" in (tmp_path / "sessions.md").read_text()
