@@ -53,7 +53,7 @@ def test_session_split_without_validation_trains_on_every_earlier_session():
     log = make_log(["s1"] * 3 + ["s2"] * 3 + ["s3"] * 4, [1, 2, 3, 2, 3, 4, 1, 2, 9, 3],
                    [1, 2, 3, 11, 12, 13, 20, 21, 22, 23])
     split = session_split(log, test_fraction=1 / 3, valid_fraction=0)
-    assert split.valid is None and len(split.train) == 2
+    assert split.valid is None and len(split.train) == 2 and len(split.refit_sequences) == 2
     assert log.item_map.to_external(split.test.targets).tolist() == [2, 3]
 
 

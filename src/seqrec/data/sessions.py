@@ -62,12 +62,12 @@ def session_split(log: Interactions, test_fraction: float = 0.2, valid_fraction:
     if len(train) == 0 or test is None or (valid_fraction and valid is None):
         raise DataError(f"the session split left {len(train)} training, {_session_count(valid)} validation and "
                         f"{_session_count(test)} test sessions; use more data or another test_fraction / session gap")
-    return Split(train, test, valid, before_test=before_test if valid is not None else None)
+    return Split(train, test, valid, before_test=before_test)
 
 
 def _prefix_cases_of(sessions: np.ndarray, items: np.ndarray, rows: np.ndarray, seen: Sequences) -> EvalCases | None:
     """prefix_cases of the sessions of `rows` (sorted by session), their items unseen in `seen` dropped."""
-    known = np.zeros(int(max(items.max(initial=0), seen.items.max(initial=0))) + 1, dtype=bool)
+    known = np.zeros(int(items.max(initial=0)) + 1, dtype=bool)                # seen.items come from items
     known[seen.items] = True
     keep = rows & known[items]
     kept = _drop_short(Sequences.from_sorted(sessions[keep], items[keep]), minimum=2)
