@@ -1,0 +1,28 @@
+"""scripts/benchmark_datasets.py: searches, runs, tables, and a second invocation that reads everything back."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark_datasets.py"
+
+
+def run_benchmark(out: Path) -> str:
+    done = subprocess.run([sys.executable, str(SCRIPT), "--datasets", "synthetic-sessions", "--models", "pop,markov",
+                           "--tune", "markov", "--trials", "3", "--seeds", "0,1", "--no-readme", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_benchmark_tunes_runs_and_resumes_without_training_again(tmp_path):
+    first = run_benchmark(tmp_path)
+    assert "trial 2 [3 of 3 here" in first and "synthetic-sessions markov:tuned-here seed 1" in first
+    table = (tmp_path / "synthetic-sessions-loo-full" / "compare.md").read_text()
+    assert all(f"| {label} |" in table for label in ("pop", "markov", "markov:tuned-here"))
+    second = run_benchmark(tmp_path)                  # every search and run is read back
+    assert "of 3 here" not in second and "seed 0:" not in second
+    assert "markov (3 trials in " in second and "best valid/loo-full/ndcg@10 0." in second
+    assert (tmp_path / "synthetic-sessions-loo-full" / "compare.md").read_text() == table
