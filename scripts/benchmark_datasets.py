@@ -6,11 +6,11 @@
 
 Per dataset: `seqrec tune` searches each --tune model's space on the validation cases only (seed 0; the preset
 is the first trial, so a search never ends below it), then every preset of --models and every tuned setting
-(labelled MODEL:tuned-here) trains with every seed and is tested once. Finished searches (OUT/DATASET/tune/
-LABEL/best.toml) and finished runs (metrics.json of the same settings) are read back, so an interrupted
-benchmark resumes where it stopped. Writes OUT/DATASET/compare.{json,md,png} and the README section
-`datasets` (one table per dataset, with how long each search took). Local copies of the datasets come
-from the usual variables ($SEQREC_DATA_DIR, $SEQREC_ML1M_DIR, ...).
+that differs from its preset (labelled MODEL:tuned-here) trains with every seed and is tested once. Finished
+searches (OUT/DATASET/tune/LABEL/best.toml) and finished runs (metrics.json of the same settings) are read
+back, so an interrupted benchmark resumes where it stopped. Writes OUT/DATASET/compare.{json,md,png} and the
+README section `datasets` (one table per dataset, with how long each search took). Local copies of the
+datasets come from the usual variables ($SEQREC_DATA_DIR, $SEQREC_ML1M_DIR, ...).
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ def tuned_config(log: Interactions, base: RunConfig, out_dir: Path, options: Tun
         result = tune(log, base, out_dir, dataclasses.replace(options, enqueue=(own_values(base),)))
         print(result.summary(), flush=True)
     summary = json.loads((out_dir / "tune.json").read_text())
-    search = (f"{summary['trials']['here']} trials in {duration(summary['seconds']['search'])}, best "
+    trials = summary["trials"]["here"]
+    search = (f"{trials} trial{'s' * (trials != 1)} in {duration(summary['seconds']['search'])}, best "
               f"{summary['metric']} {summary['best']['value']:.4f}")
     return resolve_run_config(None, out_dir / "best.toml"), search
 
@@ -58,7 +59,10 @@ def benchmark(dataset: str, args: argparse.Namespace) -> str:
     tuned = experiments.parse_model_specs(args.tune, overrides | {"seed": 0}) if args.tune.strip() else {}
     for label, base in tuned.items():
         config, search = tuned_config(log, base, out_dir / "tune" / label.replace(":", "-"), options)
-        configs[f"{label.partition(':')[0]}:tuned-here"] = config
+        if label in configs and dataclasses.replace(configs[label], seed=config.seed) == config:
+            search += "; the preset stays best"           # its row is the preset's: nothing more to train
+        else:
+            configs[f"{label.partition(':')[0]}:tuned-here"] = config
         searches.append(f"{label} ({search})")
     table = experiments.run_grid(configs, experiments.parse_seeds(args.seeds), log, out_dir, reuse=True,
                                  on_run=lambda label, seed, r: print(f"{dataset} {label} seed {seed}: "
