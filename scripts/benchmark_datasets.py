@@ -26,7 +26,7 @@ from seqrec import api, experiments
 from seqrec.config import RunConfig
 from seqrec.data.interactions import Interactions
 from seqrec.settings import resolve_run_config
-from seqrec.tuning import TuneOptions, own_values, tune
+from seqrec.tuning import TuneOptions, base_trial, search_space, tune
 from seqrec.tuning.outputs import duration
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,7 +39,8 @@ def tuned_config(log: Interactions, base: RunConfig, out_dir: Path, options: Tun
     """The best settings a search on the validation cases found (read back when OUT holds a finished search),
     and what the search did: trials, time, best validation value."""
     if not ((out_dir / "tune.json").is_file() and (out_dir / "best.toml").is_file()):
-        result = tune(log, base, out_dir, dataclasses.replace(options, enqueue=(own_values(base),)))
+        own, outside = base_trial(base, search_space(base.model))
+        result = tune(log, base, out_dir, dataclasses.replace(options, enqueue=() if outside else (own,)))
         print(result.summary(), flush=True)
     summary = json.loads((out_dir / "tune.json").read_text())
     trials = summary["trials"]["here"]

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from seqrec import api
 from seqrec.config import RunConfig
 from seqrec.data.interactions import IdMap, Interactions
+from seqrec.runs import TrainResult
 from seqrec.settings import build_run_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,6 +76,12 @@ def _cpu_and_threads():
 def run_config(model: str = "caser", **sections) -> RunConfig:
     """A validated RunConfig from nested settings: run_config(train={"epochs": 2}, eval={"protocols": ["d2l"]})."""
     return build_run_config({"model": model, **sections})
+
+
+def train_markov(log: Interactions, L: int, k: int, protocol: str = "loo-full", **train) -> TrainResult:
+    """Item-transition over the last L items trained on `log` with `train` settings, evaluated at HR@k."""
+    cfg = run_config("markov", model_params={"L": L}, train=train, eval={"protocols": [protocol], "ks": [k]})
+    return api.train(log, cfg, progress=False)
 
 
 def make_log(users, items, times=None) -> Interactions:

@@ -8,7 +8,7 @@ import pytest
 from seqrec import api
 from seqrec.errors import ConfigError
 from seqrec.settings import build_run_config
-from tests.conftest import make_log, markov_log
+from tests.conftest import make_log, markov_log, train_markov
 
 
 def handoff_log(pairs: int = 100):
@@ -23,9 +23,7 @@ def handoff_log(pairs: int = 100):
 
 
 def markov_hr1(log, refit: bool) -> float:
-    raw = {"model": "markov", "model_params": {"L": 1}, "train": {"refit": refit},
-           "eval": {"protocols": ["loo-full"], "ks": [1]}}
-    return api.train(log, build_run_config(raw), progress=False).metrics["loo-full"]["hr@1"]
+    return train_markov(log, L=1, k=1, refit=refit).metrics["loo-full"]["hr@1"]
 
 
 def test_refit_trains_on_the_validation_items():

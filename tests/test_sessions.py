@@ -13,7 +13,7 @@ from seqrec import api
 from seqrec.data.sessions import session_split, sessionize, synthetic_sessions
 from seqrec.errors import DataError
 from seqrec.settings import build_run_config
-from tests.conftest import make_log
+from tests.conftest import make_log, train_markov
 
 
 def test_sessionize_cuts_at_gaps_per_user():
@@ -82,12 +82,7 @@ def handoff_sessions(n: int = 20):
 
 
 def test_session_protocol_selects_on_validation_and_refits_on_validation_sessions():
-    def markov(refit: bool):
-        raw = {"model": "markov", "model_params": {"L": 1}, "train": {"refit": refit},
-               "eval": {"protocols": ["session"], "ks": [1]}}
-        return api.train(handoff_sessions(), build_run_config(raw), progress=False)
-
-    plain, refit = markov(False), markov(True)
+    plain, refit = (train_markov(handoff_sessions(), L=1, k=1, protocol="session", refit=r) for r in (False, True))
     assert plain.metrics["session"]["hr@1"] == 0.0          # from x, training only knows x -> u
     assert refit.metrics["session"]["hr@1"] == 1.0          # the validation sessions' x -> y, twice
     assert plain.dataset["cases"] == {"test": 40, "valid": 60}

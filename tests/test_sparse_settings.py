@@ -8,7 +8,7 @@ import pytest
 from seqrec import api
 from seqrec.errors import ConfigError
 from seqrec.settings import build_run_config
-from tests.conftest import make_log, markov_log
+from tests.conftest import make_log, markov_log, train_markov
 
 
 def early_transition_log(pairs: int = 100):
@@ -23,9 +23,7 @@ def early_transition_log(pairs: int = 100):
 
 
 def markov_hr5(log, windows: str) -> float:
-    raw = {"model": "markov", "model_params": {"L": 5}, "train": {"windows": windows},
-           "eval": {"protocols": ["loo-full"], "ks": [5]}}
-    return api.train(log, build_run_config(raw), progress=False).metrics["loo-full"]["hr@5"]
+    return train_markov(log, L=5, k=5, windows=windows).metrics["loo-full"]["hr@5"]
 
 
 def test_padded_windows_teach_the_transitions_at_the_start_of_a_sequence():

@@ -429,8 +429,7 @@ def tune(
     base = tuning.search_base(api.resolve_run_config(preset, config, overrides), metric)
     space = tuning.search_space(base.model, options.params, options.fixed)
     if base_first:
-        own = {name: value for name, value in tuning.own_values(base).items() if name in space}
-        outside = tuning.outside_space(own, space)
+        own, outside = tuning.base_trial(base, space)
         if outside:
             typer.echo(f"the base settings are not a point of the search space ({outside[0]}): the search starts "
                        "from sampled trials", err=True)

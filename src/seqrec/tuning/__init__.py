@@ -45,8 +45,8 @@ from seqrec.tuning.outputs import (
 )
 from seqrec.tuning.space import (
     VALIDATED_SPLITS,
+    base_trial,
     distribution,
-    outside_space,
     own_values,
     search_base,
     search_space,
@@ -226,6 +226,6 @@ def write_summary(result: TuneResult, path: Path, options: TuneOptions) -> Path:
     return write_text(path, json.dumps(summary, indent=2))
 
 
-__all__ = ["VALIDATED_SPLITS", "TrialSeededTPE", "TuneOptions", "TuneResult", "check_out", "distribution", "duration",
-           "open_study", "outside_space", "own_values", "search_base", "search_space", "suggest", "to_toml",
+__all__ = ["VALIDATED_SPLITS", "TrialSeededTPE", "TuneOptions", "TuneResult", "base_trial", "check_out", "distribution",
+           "duration", "open_study", "own_values", "search_base", "search_space", "suggest", "to_toml",
            "trial_rows", "tune", "write_toml"]

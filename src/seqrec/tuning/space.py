@@ -67,14 +67,16 @@ def own_values(cfg: RunConfig) -> dict[str, Any]:
     return {name: flat[name] for name in model_spec(cfg.model).search_space}
 
 
-def outside_space(values: Mapping[str, Any], space: Mapping[str, BaseDistribution]) -> list[str]:
-    """The entries of `values` that their distribution in `space` cannot draw ('model_params.L = 12')."""
+def base_trial(cfg: RunConfig, space: Mapping[str, BaseDistribution]) -> tuple[dict[str, Any], list[str]]:
+    """cfg's values of the settings `space` samples (enqueued, cfg is a search's first trial), and those of them
+    their distribution cannot draw ('model_params.L = 12'), which make cfg no point of the space."""
     def holds(dist: BaseDistribution, value: Any) -> bool:
         if isinstance(dist, CategoricalDistribution):
             return value in dist.choices
         return isinstance(dist, (FloatDistribution, IntDistribution)) and dist.low <= value <= dist.high
 
-    return [f"{name} = {value!r}" for name, value in values.items() if name in space and not holds(space[name], value)]
+    values = {name: value for name, value in own_values(cfg).items() if name in space}
+    return values, [f"{name} = {value!r}" for name, value in values.items() if not holds(space[name], value)]
 
 
 def search_base(cfg: RunConfig, metric: str | None = None) -> RunConfig:
