@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from seqrec.data.filters import shuffle_ties
 from seqrec.data.sequences import Sequences, make_windows
 from seqrec.data.split import caser_paper_split, loo_split
 from seqrec.errors import ConfigError, DataError
@@ -55,6 +56,31 @@ def test_short_users_are_an_error_or_dropped_with_a_count():
         split_for(log, run_config(data={"short_users": "error"}))
     kept, split, dropped = split_for(log, run_config())
     assert dropped == 1 and kept.num_users == 1 and split.test.targets.tolist() == [3]
+
+
+def test_shuffled_ties_reorder_only_events_of_one_user_at_one_time():
+    # A's last three events share time 5 and are listed by item id, B's two share time 1; the rest do not tie
+    log = make_log(["A", "A", "B", "A", "A", "B", "A", "B"], [1, 2, 3, 4, 5, 6, 7, 8], [0, 5, 1, 5, 5, 1, 9, 2])
+    untied = [0, 6, 7]
+    orders = set()
+    for seed in range(100):
+        shuffled = shuffle_ties(log, seed)
+        assert shuffled.items[untied].tolist() == log.items[untied].tolist()
+        assert sorted(shuffled.items[[1, 3, 4]].tolist()) == [2, 4, 5] and shuffled.times[[1, 3, 4]].tolist() == [5] * 3
+        assert sorted(shuffled.items[[2, 5]].tolist()) == [3, 6] and shuffled.users.tolist() == log.users.tolist()
+        assert shuffle_ties(log, seed).items.tolist() == shuffled.items.tolist()          # the seed decides
+        orders.add(tuple(shuffled.items.tolist()))
+    assert len(orders) == 12                                                            # 3! x 2! orders, all drawn
+
+
+def test_shuffled_ties_change_which_event_is_held_out():
+    # the user's last two events tie: the file puts item 4 last, so it is always the test item unless shuffled
+    log = make_log(["A"] * 4 + ["B"] * 3, [1, 2, 3, 4, 1, 2, 3], [0, 1, 2, 2, 0, 1, 2])
+    assert {split_for(log, run_config(seed=seed))[1].test.targets[0] for seed in range(8)} == {4}
+    held_out = {split_for(log, run_config(seed=seed, data={"ties": "shuffle"}))[1].test.targets[0] for seed in range(8)}
+    assert held_out == {3, 4}
+    with pytest.raises(ConfigError, match="data.ties must be one of file, shuffle, got 'random'"):
+        run_config(data={"ties": "random"})
 
 
 # Scores per user row (index 0 unused), columns = item indices 0..6 (0 is padding, scored highest to prove

@@ -77,6 +77,8 @@ class DataConfig:
     k_core: int = 0                     # iterative k-core on users and items (0: off)
     short_users: str = "drop"           # users with too few events for the protocol: drop (counted) | error
     session_gap: float | None = None    # seconds of inactivity that end a session (None: users are sessions)
+    ties: str = "file"                  # a user's events at the same time: file (in file order) | shuffle (in an
+                                        #   order drawn from the run's seed)
 
     def __post_init__(self) -> None:
         _check_types(self, "data")

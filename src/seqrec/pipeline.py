@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from seqrec.config import RunConfig
-from seqrec.data.filters import require_events
+from seqrec.data.filters import require_events, shuffle_ties
 from seqrec.data.interactions import Interactions
 from seqrec.data.sampling import NegativeSampler
 from seqrec.data.sequences import Sequences, Windows
@@ -47,11 +47,14 @@ EXAMPLE_BYTES = 32       # per training event and window position: int64 indices
 
 
 def split_for(log: Interactions, cfg: RunConfig) -> tuple[Interactions, Split, int]:
-    """The split the run's protocols share, after applying data.short_users to users with too few events.
+    """The split the run's protocols share, after ordering ties in time (data.ties) and applying data.short_users to
+    users with too few events.
 
-    Returns the (possibly reduced) log, the split, and the number of users dropped.
+    Returns the (possibly reordered or reduced) log, the split, and the number of users dropped.
     """
     split_fn, min_events = SPLITS[split_family(cfg.eval.protocols)]
+    if cfg.data.ties == "shuffle":
+        log = shuffle_ties(log, cfg.seed)
     if cfg.data.session_gap is not None:
         log = sessionize(log, cfg.data.session_gap)
     log, dropped = require_events(log, min_events, cfg.data.short_users, cfg.eval.protocols[0])

@@ -16,7 +16,7 @@ import torch
 
 from seqrec.config import RunConfig, build_sections, load_toml, merge_settings, nest_settings
 from seqrec.data.catalog import DATASETS
-from seqrec.data.filters import DEDUPE, SHORT_USERS
+from seqrec.data.filters import DEDUPE, SHORT_USERS, TIES
 from seqrec.data.readers import FORMATS
 from seqrec.errors import ConfigError
 from seqrec.evaluation.protocols import (
@@ -47,6 +47,7 @@ def _check_names(cfg: RunConfig, where: str) -> None:
         _one_of(data.format, FORMATS, "data.format")
     _one_of(data.dedupe, DEDUPE, "data.dedupe")
     _one_of(data.short_users, SHORT_USERS, "data.short_users")
+    _one_of(data.ties, TIES, "data.ties")
     _one_of(train.loss, LOSS_NAMES, "train.loss")
     unknown = [p for p in evaluation.protocols if p not in PROTOCOLS]
     if unknown:

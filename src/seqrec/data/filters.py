@@ -1,5 +1,6 @@
 """Filters on an event table (rating threshold, duplicates, iterative k-core) and on Interactions
-(users with too few events for a protocol). Each is vectorised; ties in time keep file order.
+(users with too few events for a protocol). Each is vectorised; ties in time keep file order unless
+`shuffle_ties` reorders them.
 
 The event table is a Polars frame with columns line (source line, for messages), user, item,
 time (int64) and optionally rating, in file order.
@@ -17,6 +18,8 @@ from seqrec.errors import ConfigError, DataError
 
 DEDUPE = ("none", "exact", "user-item")
 SHORT_USERS = ("drop", "error")
+TIES = ("file", "shuffle")
+TIE_STREAM = 2**32 - 2      # default_rng((seed, TIE_STREAM)) orders ties, apart from the run's other draws
 
 
 @dataclass(frozen=True)
@@ -88,3 +91,17 @@ def require_events(log: Interactions, min_events: int, policy: str, protocol: st
         raise DataError(f"no events left after dropping the {short.size} users with fewer than {min_events} events "
                         f"(protocol {protocol} needs at least {min_events} per user)")
     return kept, int(short.size)
+
+
+def shuffle_ties(log: Interactions, seed: int) -> Interactions:
+    """The log with each user's events of equal time in a random order drawn from `seed`; every other event keeps its
+    row. Files often list simultaneous events (a bulk rating) by item id, an order a sequence model can learn.
+
+    by_time lists the rows by (user, time, row), shuffled by (user, time, random key): both hold each tie group
+    at the same positions, so row by_time[k] takes event shuffled[k].
+    """
+    by_time = np.lexsort((np.arange(len(log)), log.times, log.users))
+    shuffled = np.lexsort((np.random.default_rng((seed, TIE_STREAM)).permutation(len(log)), log.times, log.users))
+    rows = np.empty_like(by_time)
+    rows[by_time] = shuffled
+    return log.take(rows)
