@@ -19,6 +19,7 @@ import argparse
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 from readme_section import publish
 
@@ -49,6 +50,15 @@ def tuned_config(log: Interactions, base: RunConfig, out_dir: Path, options: Tun
     return resolve_run_config(None, out_dir / "best.toml"), search
 
 
+def as_written(config: RunConfig) -> dict[str, Any]:
+    """The config's settings with every float to 4 significant digits, as a preset holds a search's best."""
+    def rounded(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: rounded(inner) for key, inner in value.items()}
+        return float(f"{value:.4g}") if isinstance(value, float) else value
+    return rounded(config.to_dict())
+
+
 def benchmark(dataset: str, args: argparse.Namespace) -> str:
     """Tune, run the grid, write OUT/DATASET/compare.*; the dataset's README text."""
     overrides = {"data.dataset": dataset, "eval.protocols": ["loo-full"]}
@@ -60,8 +70,8 @@ def benchmark(dataset: str, args: argparse.Namespace) -> str:
     tuned = experiments.parse_model_specs(args.tune, overrides | {"seed": 0}) if args.tune.strip() else {}
     for label, base in tuned.items():
         config, search = tuned_config(log, base, out_dir / "tune" / label.replace(":", "-"), options)
-        if label in configs and dataclasses.replace(configs[label], seed=config.seed) == config:
-            search += "; the preset stays best"           # its row is the preset's: nothing more to train
+        if label in configs and as_written(dataclasses.replace(configs[label], seed=config.seed)) == as_written(config):
+            search += "; its best is the preset"          # its row is the preset's: nothing more to train
         else:
             configs[f"{label.partition(':')[0]}:tuned-here"] = config
         searches.append(f"{label} ({search})")

@@ -29,5 +29,5 @@ def test_benchmark_tunes_runs_and_resumes_without_training_again(tmp_path):
     second = run_benchmark(tmp_path)                  # every search and run is read back
     assert "of 1 here" not in second and "seed 0:" not in second
     assert "markov (1 trial in " in second and "best valid/loo-full/ndcg@10 0." in second
-    assert "; the preset stays best)" in second.partition("bprmf (")[2]
+    assert "; its best is the preset)" in second.partition("bprmf (")[2]
     assert (tmp_path / "synthetic-sessions-loo-full" / "compare.md").read_text() == table
