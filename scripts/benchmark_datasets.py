@@ -6,11 +6,12 @@
 
 Per dataset: `seqrec tune` searches each --tune model's space on the validation cases only (seed 0; the preset
 is the first trial, so a search never ends below it), then every preset of --models and every tuned setting
-that differs from its preset (labelled MODEL:tuned-here) trains with every seed and is tested once. Finished
-searches (OUT/DATASET/tune/LABEL/best.toml) and finished runs (metrics.json of the same settings) are read
-back, so an interrupted benchmark resumes where it stopped. Writes OUT/DATASET/compare.{json,md,png} and the
-README section `datasets` (one table per dataset, with how long each search took). Local copies of the
-datasets come from the usual variables ($SEQREC_DATA_DIR, $SEQREC_ML1M_DIR, ...).
+that differs from its preset (to 4 significant digits, as presets keep a search's best; labelled
+MODEL:tuned-here) trains with every seed and is tested once. Finished searches
+(OUT/DATASET/tune/LABEL/best.toml) and finished runs (metrics.json of the same settings) are read back, so an
+interrupted benchmark resumes where it stopped. Writes OUT/DATASET/compare.{json,md,png} and the README section
+`datasets` (one table per dataset, with how long each search took). Local copies of the datasets come from the
+usual variables ($SEQREC_DATA_DIR, $SEQREC_ML1M_DIR, ...).
 """
 
 from __future__ import annotations

@@ -10,10 +10,19 @@ import numpy as np
 import polars as pl
 import pytest
 
-from seqrec import api, cli
+from seqrec import api, cli, pipeline
 from seqrec.errors import ConfigError
-from seqrec.experiments import GridTable, finished_record, parse_model_specs, parse_seeds
+from seqrec.experiments import (
+    GridTable,
+    finished_record,
+    interrupted_state,
+    parse_model_specs,
+    parse_seeds,
+    run_folder,
+    run_grid,
+)
 from seqrec.models.registry import PRESETS, model_config
+from seqrec.training import save_checkpoint
 from tests.conftest import markov_log
 
 
@@ -70,6 +79,28 @@ def test_reuse_reads_finished_runs_of_the_same_settings_and_trains_the_others(tm
     again = json.loads((out / "compare.json").read_text())["runs"]
     assert [r for r in again if r["seed"] == 0] == first                  # read back, not retrained
     assert trained("--seeds", "0", "--epochs", "2") == ["caser:d2l seed 0", "markov seed 0"]   # new settings
+
+
+def test_reuse_continues_an_interrupted_run_from_its_checkpoint_with_the_uninterrupted_numbers(tmp_path, monkeypatch):
+    log = markov_log(num_users=40, num_items=25, length=10)
+    configs = parse_model_specs("caser:d2l", {"eval.protocols": ["loo-full"], "train.epochs": 4, "train.device": "cpu"})
+    whole = run_grid(configs, [0], log, tmp_path / "whole").records[0]
+    saved_epochs = []
+
+    def save_then_stop_after_epoch_2(state, path):
+        save_checkpoint(state, path)
+        saved_epochs.append(state.epoch)
+        if state.epoch == 2 and len(saved_epochs) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "save_checkpoint", save_then_stop_after_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        run_grid(configs, [0], log, tmp_path / "cut", reuse=True)
+    other = {"caser:d2l": dataclasses.replace(configs["caser:d2l"], seed=5)}
+    assert interrupted_state(run_folder(tmp_path / "cut", "caser:d2l", 0), other["caser:d2l"]) is None
+    resumed = run_grid(configs, [0], log, tmp_path / "cut", reuse=True).records[0]
+    assert saved_epochs == [1, 2, 3, 4]                              # epochs 1-2 were not trained again
+    assert resumed.metrics == whole.metrics and resumed.best_epoch == whole.best_epoch
 
 
 def test_a_finished_run_from_before_a_setting_existed_is_read_with_that_settings_default(tmp_path):

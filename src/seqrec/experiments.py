@@ -18,11 +18,12 @@ import numpy as np
 
 from seqrec.config import RunConfig
 from seqrec.data.interactions import Interactions
-from seqrec.errors import ConfigError
+from seqrec.errors import ConfigError, SeqrecError
 from seqrec.evaluation.protocols import PROTOCOLS, metric_key
-from seqrec.pipeline import run
-from seqrec.runs import METRICS_FILE, TrainResult
+from seqrec.pipeline import interrupted, run
+from seqrec.runs import CHECKPOINT, METRICS_FILE, TrainResult
 from seqrec.settings import build_run_config, preset_for, resolve_run_config
+from seqrec.training import TrainState
 
 
 @dataclass(frozen=True)
@@ -129,12 +130,25 @@ def finished_record(folder: Path, cfg: RunConfig, label: str) -> RunRecord | Non
                      saved["model"]["num_parameters"], saved["best_epoch"])
 
 
+def interrupted_state(folder: Path, cfg: RunConfig) -> TrainState | None:
+    """The last checkpoint in `folder` when it belongs to an interrupted run of `cfg` (seed included), to continue
+    from; None (start afresh) when there is none, it cannot be read, or it was written with other settings."""
+    if not (folder / CHECKPOINT).is_dir():
+        return None
+    try:
+        saved, state = interrupted(folder)
+    except SeqrecError:
+        return None
+    return state if saved == cfg else None
+
+
 def run_grid(configs: Mapping[str, RunConfig], seeds: Sequence[int], log: Interactions, out_dir: Path,
              progress: bool | None = None, on_run: Callable[[str, int, TrainResult], None] | None = None,
              reuse: bool = False) -> GridTable:
     """Train and evaluate every config with every seed on `log` (the seed replaces each config's seed); each run
     writes its folder (metrics.json and bundle) under `run_folder(out_dir, label, seed)`. With `reuse`, a
-    folder that already holds the finished run of the same settings is read instead (an interrupted grid resumes)."""
+    folder that already holds the finished run of the same settings is read instead, and an interrupted run of the
+    same settings continues from its last checkpoint (an interrupted grid resumes where it stopped)."""
     first = next(iter(configs.values()))
     table = GridTable(first.eval.protocols[0], first.eval.num_sampled)
     for label, cfg in configs.items():
@@ -144,7 +158,7 @@ def run_grid(configs: Mapping[str, RunConfig], seeds: Sequence[int], log: Intera
             if record is not None:
                 table.records.append(record)
                 continue
-            result = run(log, seeded, folder, progress)
+            result = run(log, seeded, folder, progress, interrupted_state(folder, seeded) if reuse else None)
             table.records.append(RunRecord(label, seed, result.metrics, result.timings["train_seconds"],
                                            result.num_parameters, result.best_epoch))
             if on_run is not None:
