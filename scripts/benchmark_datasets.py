@@ -2,16 +2,18 @@
 
     python scripts/benchmark_datasets.py [--datasets ml-100k,ml-1m,ml-latest-small,amazon-video-games]
         [--models pop,markov,...] [--tune caser:tuned,sasrec,...] [--trials 20] [--timeout 2h]
-        [--seeds 0,1,2] [--out runs/benchmark] [--no-readme]
+        [--seeds 0,1,2] [--out docs/results/datasets] [--no-readme] [--finished-only]
 
 Per dataset: `seqrec tune` searches each --tune model's space on the validation cases only (seed 0; the preset
 is the first trial, so a search never ends below it), then every preset of --models and every tuned setting
 that differs from its preset (to 4 significant digits, as presets keep a search's best; labelled
 MODEL:tuned-here) trains with every seed and is tested once. Finished searches
-(OUT/DATASET/tune/LABEL/best.toml) and finished runs (metrics.json of the same settings) are read back, so an
-interrupted benchmark resumes where it stopped. Writes OUT/DATASET/compare.{json,md,png} and the README section
-`datasets` (one table per dataset, with how long each search took). Local copies of the datasets come from the
-usual variables ($SEQREC_DATA_DIR, $SEQREC_ML1M_DIR, ...).
+(OUT/DATASET/tune/LABEL/best.toml) and finished runs (metrics.json of the same settings) are read back, and an
+interrupted run continues from its checkpoint, so an interrupted benchmark resumes where it stopped; with
+--finished-only nothing is searched or trained, and the tables show what has finished and name the rest.
+Writes OUT/DATASET/compare.{json,md,png} and the README section `datasets` (one table per dataset, with how long
+each search took). Local copies of the datasets come from the usual variables ($SEQREC_DATA_DIR,
+$SEQREC_ML1M_DIR, ...).
 """
 
 from __future__ import annotations
@@ -37,10 +39,19 @@ MODELS = "pop,markov,bprmf,gru4rec,sasrec,bert4rec,caser:d2l,caser:paper,caser:t
 TUNED = "markov,bprmf,gru4rec,sasrec,bert4rec,caser:tuned"
 
 
+def search_finished(out_dir: Path) -> bool:
+    return (out_dir / "tune.json").is_file() and (out_dir / "best.toml").is_file()
+
+
+def runs_finished(out_dir: Path, label: str, config: RunConfig, seeds: list[int]) -> bool:
+    return all(experiments.finished_record(experiments.run_folder(out_dir, label, seed),
+                                           dataclasses.replace(config, seed=seed), label) for seed in seeds)
+
+
 def tuned_config(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions) -> tuple[RunConfig, str]:
     """The best settings a search on the validation cases found (read back when OUT holds a finished search),
     and what the search did: trials, time, best validation value."""
-    if not ((out_dir / "tune.json").is_file() and (out_dir / "best.toml").is_file()):
+    if not search_finished(out_dir):
         own, outside = base_trial(base, search_space(base.model))
         result = tune(log, base, out_dir, dataclasses.replace(options, enqueue=() if outside else (own,)))
         print(result.summary(), flush=True)
@@ -67,22 +78,31 @@ def benchmark(dataset: str, args: argparse.Namespace) -> str:
     log = api.load_dataset(next(iter(configs.values())).data)
     out_dir = args.out / f"{dataset}-loo-full"
     options = TuneOptions(trials=args.trials, timeout=args.timeout, final=False)
-    searches = []
+    searches, missing, seeds = [], [], experiments.parse_seeds(args.seeds)
     tuned = experiments.parse_model_specs(args.tune, overrides | {"seed": 0}) if args.tune.strip() else {}
     for label, base in tuned.items():
-        config, search = tuned_config(log, base, out_dir / "tune" / label.replace(":", "-"), options)
+        search_dir = out_dir / "tune" / label.replace(":", "-")
+        if args.finished_only and not search_finished(search_dir):
+            missing.append(f"{label}'s search")
+            continue
+        config, search = tuned_config(log, base, search_dir, options)
         if label in configs and as_written(dataclasses.replace(configs[label], seed=config.seed)) == as_written(config):
             search += "; its best is the preset"          # its row is the preset's: nothing more to train
         else:
             configs[f"{label.partition(':')[0]}:tuned-here"] = config
         searches.append(f"{label} ({search})")
-    table = experiments.run_grid(configs, experiments.parse_seeds(args.seeds), log, out_dir, reuse=True,
+    if args.finished_only:
+        missing += [label for label, config in configs.items() if not runs_finished(out_dir, label, config, seeds)]
+        configs = {label: config for label, config in configs.items() if label not in missing}
+    table = experiments.run_grid(configs, seeds, log, out_dir, reuse=True,
                                  on_run=lambda label, seed, r: print(f"{dataset} {label} seed {seed}: "
                                                                      f"{r.timings['train_seconds']:.1f} s", flush=True))
     paths = experiments.write_comparison(table, out_dir)
     chart = paths[2].relative_to(REPO) if paths[2].is_relative_to(REPO) else paths[2]
     tuning = ("Searches on the validation cases (seed 0, the preset as trial 0): " + "; ".join(searches) + ".") \
         if searches else ""
+    if missing:
+        tuning += f" Not finished yet, so not shown: {', '.join(missing)}."
     return f"#### {dataset}\n\n{experiments.markdown_table(table)}\n{tuning}\n\n![{dataset}]({chart})\n"
 
 
@@ -96,6 +116,8 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "results" / "datasets")
     parser.add_argument("--no-readme", action="store_true")
+    parser.add_argument("--finished-only", action="store_true",
+                        help="search and train nothing: tables of what has finished, naming what has not")
     args = parser.parse_args()
     sections = [benchmark(dataset, args) for dataset in args.datasets.split(",")]
     text = "\n".join(sections) + (f"\nSeeds {args.seeds}. Searches and runs finished earlier are read back with the "

@@ -9,16 +9,16 @@ from pathlib import Path
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark_datasets.py"
 
 
-def run_benchmark(out: Path) -> str:
+def run_benchmark(out: Path, *more: str) -> str:
     done = subprocess.run([sys.executable, str(SCRIPT), "--datasets", "synthetic-sessions", "--models",
                            "pop,markov,bprmf", "--tune", "markov,bprmf", "--trials", "1", "--seeds", "0,1",
-                           "--no-readme", "--out", str(out)],
+                           "--no-readme", "--out", str(out), *more],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
 
-def test_benchmark_tunes_runs_and_resumes_without_training_again(tmp_path):
+def test_benchmark_tunes_runs_resumes_without_training_again_and_publishes_what_has_finished(tmp_path):
     first = run_benchmark(tmp_path)
     assert "trial 0 [1 of 1 here" in first and "synthetic-sessions markov:tuned-here seed 1" in first
     table = (tmp_path / "synthetic-sessions-loo-full" / "compare.md").read_text()
@@ -31,3 +31,8 @@ def test_benchmark_tunes_runs_and_resumes_without_training_again(tmp_path):
     assert "markov (1 trial in " in second and "best valid/loo-full/ndcg@10 0." in second
     assert "; its best is the preset)" in second.partition("bprmf (")[2]
     assert (tmp_path / "synthetic-sessions-loo-full" / "compare.md").read_text() == table
+    (tmp_path / "synthetic-sessions-loo-full" / "runs" / "bprmf" / "seed-1" / "metrics.json").unlink()
+    partial = run_benchmark(tmp_path, "--finished-only")            # a run of bprmf is missing: nothing trains
+    assert "seed 1:" not in partial and "Not finished yet, so not shown: bprmf." in partial
+    shown = (tmp_path / "synthetic-sessions-loo-full" / "compare.md").read_text()
+    assert "| bprmf |" not in shown and "| markov:tuned-here |" in shown
