@@ -99,8 +99,8 @@ def benchmark(dataset: str, args: argparse.Namespace) -> str:
                                                                      f"{r.timings['train_seconds']:.1f} s", flush=True))
     paths = experiments.write_comparison(table, out_dir)
     chart = paths[2].relative_to(REPO) if paths[2].is_relative_to(REPO) else paths[2]
-    tuning = ("Searches on the validation cases (seed 0, the preset as trial 0): " + "; ".join(searches) + ".") \
-        if searches else ""
+    tuning = ("Searches on the validation cases (seed 0; trial 0 is the preset the search started from): "
+              + "; ".join(searches) + ".") if searches else ""
     if missing:
         tuning += f" Not finished yet, so not shown: {', '.join(missing)}."
     return f"#### {dataset}\n\n{experiments.markdown_table(table)}\n{tuning}\n\n![{dataset}]({chart})\n"
