@@ -40,10 +40,12 @@ TUNED = "markov,bprmf,gru4rec,sasrec,bert4rec,caser:tuned"
 
 
 def search_finished(out_dir: Path) -> bool:
+    """Whether OUT holds a finished search (its summary and best settings)."""
     return (out_dir / "tune.json").is_file() and (out_dir / "best.toml").is_file()
 
 
 def runs_finished(out_dir: Path, label: str, config: RunConfig, seeds: list[int]) -> bool:
+    """Whether OUT holds the finished run of `config` for every seed."""
     return all(experiments.finished_record(experiments.run_folder(out_dir, label, seed),
                                            dataclasses.replace(config, seed=seed), label) for seed in seeds)
 
@@ -94,6 +96,8 @@ def benchmark(dataset: str, args: argparse.Namespace) -> str:
     if args.finished_only:
         missing += [label for label, config in configs.items() if not runs_finished(out_dir, label, config, seeds)]
         configs = {label: config for label, config in configs.items() if label not in missing}
+        if not configs:
+            return f"#### {dataset}\n\nNothing has finished yet: {', '.join(missing)}.\n"
     table = experiments.run_grid(configs, seeds, log, out_dir, reuse=True,
                                  on_run=lambda label, seed, r: print(f"{dataset} {label} seed {seed}: "
                                                                      f"{r.timings['train_seconds']:.1f} s", flush=True))

@@ -19,6 +19,8 @@ def run_benchmark(out: Path, *more: str) -> str:
 
 
 def test_benchmark_tunes_runs_resumes_without_training_again_and_publishes_what_has_finished(tmp_path):
+    nothing = run_benchmark(tmp_path, "--finished-only")
+    assert "Nothing has finished yet: markov's search, bprmf's search, pop, markov, bprmf." in nothing
     first = run_benchmark(tmp_path)
     assert "trial 0 [1 of 1 here" in first and "synthetic-sessions markov:tuned-here seed 1" in first
     table = (tmp_path / "synthetic-sessions-loo-full" / "compare.md").read_text()

@@ -96,8 +96,8 @@ def test_reuse_continues_an_interrupted_run_from_its_checkpoint_with_the_uninter
     monkeypatch.setattr(pipeline, "save_checkpoint", save_then_stop_after_epoch_2)
     with pytest.raises(KeyboardInterrupt):
         run_grid(configs, [0], log, tmp_path / "cut", reuse=True)
-    other = {"caser:d2l": dataclasses.replace(configs["caser:d2l"], seed=5)}
-    assert interrupted_state(run_folder(tmp_path / "cut", "caser:d2l", 0), other["caser:d2l"]) is None
+    another_seed = dataclasses.replace(configs["caser:d2l"], seed=5)
+    assert interrupted_state(run_folder(tmp_path / "cut", "caser:d2l", 0), another_seed) is None
     resumed = run_grid(configs, [0], log, tmp_path / "cut", reuse=True).records[0]
     assert saved_epochs == [1, 2, 3, 4]                              # epochs 1-2 were not trained again
     assert resumed.metrics == whole.metrics and resumed.best_epoch == whole.best_epoch
