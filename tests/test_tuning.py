@@ -193,6 +193,8 @@ def test_joining_a_study_with_other_settings_is_refused(tmp_path):
     (["--timeout", "soon"], "a duration looks like 1800, 30m, 2h or 1d"),
     (["--model", "pop", "--trials", "2"], "model pop declares no search space"),
     (["--params", "train.nope", "--trials", "2"], "train.nope is not in model caser's search space"),
+    (["--params", "train.label_smoothing", "--trials", "2"],
+     "train.label_smoothing is searched only when train.loss is one of ['softmax'], and train.loss is 'bpr' here"),
 ])
 def test_bad_inputs_are_one_line_errors_before_anything_runs(args, message, tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"                     # the data file does not exist: the error must come before reading it
@@ -214,12 +216,33 @@ def test_every_search_space_gives_valid_settings(name):
     ends = [{n: d.choices[i] if isinstance(d, optuna.distributions.CategoricalDistribution) else (d.low, d.high)[i]
              for n, d in space.items()} for i in (0, -1)]
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    drawn = [tuning.suggest(study.ask(), space) for _ in range(20)]
+    drawn = [tuning.suggest(study.ask(), space, base) for _ in range(20)]
     for params in ends + drawn:
         cfg = with_settings(base, params)
         for dotted, value in params.items():
             section, key = dotted.split(".")
             assert getattr(getattr(cfg, section), key) == value
+    declared = list(MODELS[name].search_space)
+    for setting, (on, _, _) in MODELS[name].search_conditions.items():
+        assert setting in declared and (on not in declared or declared.index(on) < declared.index(setting))
+
+
+def test_a_conditional_setting_is_drawn_only_under_its_condition():
+    base = tuning.search_base(resolve_run_config("tuned", None, {"eval.protocols": ["loo-full"],
+                                                                 "train.label_smoothing": 0.3}))
+    space = tuning.search_space("caser")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trials = [study.ask() for _ in range(30)]
+    drawn = [tuning.suggest(trial, space, base) for trial in trials]
+    for trial, settings in zip(trials, drawn, strict=True):
+        softmax = settings["train.loss"] == "softmax"
+        assert ("train.label_smoothing" in trial.params) == softmax
+        assert softmax or settings["train.label_smoothing"] == 0.0
+        with_settings(base, settings)                                # no "label smoothing needs softmax" error
+    assert {s["train.loss"] for s in drawn} == {"bpr", "bce", "softmax"}
+    assert any(s["train.label_smoothing"] > 0 for s in drawn)
+    best = next(t.params for t in trials if t.params["train.loss"] == "bpr")   # a best trial's settings
+    assert with_settings(base, best | tuning.unmet_conditions(base, best)).train.label_smoothing == 0.0
 
 
 def test_only_the_named_splits_have_validation_cases():

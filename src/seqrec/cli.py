@@ -428,6 +428,7 @@ def tune(
         preset = preset_for(overrides["model"])
     base = tuning.search_base(api.resolve_run_config(preset, config, overrides), metric)
     space = tuning.search_space(base.model, options.params, options.fixed)
+    tuning.check_conditions(base, space)
     if base_first:
         own, outside = tuning.base_trial(base, space)
         if outside:

@@ -86,6 +86,9 @@ class ModelSpec:
     presets: named settings, {"model_params": ..., "train": ..., "eval": ...}, chosen as each says.
     search_space: what `seqrec tune` samples over a preset, dotted setting -> ("float", low, high[, log]),
       ("int", low, high[, log]) or ("categorical", (choice, ...)), e.g. {"train.lr": ("float", 1e-4, 1e-2, True)}.
+    search_conditions: settings of search_space drawn only under a condition, dotted setting -> (the setting it
+      depends on, declared before it or fixed, the values under which it is drawn, its value otherwise), e.g.
+      {"train.label_smoothing": ("train.loss", ("softmax",), 0.0)}.
     """
 
     name: str
@@ -96,6 +99,7 @@ class ModelSpec:
     history: Callable[[Any], int] = history_of_L
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     search_space: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    search_conditions: Mapping[str, tuple[str, tuple[Any, ...], Any]] = field(default_factory=dict)
     factorised: bool = False            # the module is a FactorisedRecommender
     cuts_padding: bool = False
 

@@ -195,5 +195,7 @@ SPEC = ModelSpec(
         "model_params.use_user": ("categorical", (True, False)),
         "model_params.tie_item_embeddings": ("categorical", (False, True)),
         "train.windows": ("categorical", ("complete", "padded")),
+        "train.label_smoothing": ("float", 0.0, 0.5),        # softmax only (README, "Every model on four datasets")
     },
+    search_conditions={"train.label_smoothing": ("train.loss", ("softmax",), 0.0)},
 )

@@ -46,11 +46,13 @@ from seqrec.tuning.outputs import (
 from seqrec.tuning.space import (
     VALIDATED_SPLITS,
     base_trial,
+    check_conditions,
     distribution,
     own_values,
     search_base,
     search_space,
     suggest,
+    unmet_conditions,
 )
 from seqrec.tuning.study import WORKER, TrialSeededTPE, TuneOptions, open_study, redacted
 
@@ -149,6 +151,7 @@ def tune(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions
     """
     base = search_base(base)
     space = search_space(base.model, options.params, options.fixed)
+    check_conditions(base, space)
     check_out(out_dir, options.final)
     out_dir.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.ERROR)       # our own line per trial replaces Optuna's log
@@ -169,7 +172,7 @@ def tune(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions
                 raise optuna.TrialPruned(f"pruned at epoch {epoch}")
 
         try:
-            cfg = with_settings(base, suggest(trial, space), f"trial {trial.number}")
+            cfg = with_settings(base, suggest(trial, space, base), f"trial {trial.number}")
             result = train(log, cfg, progress, search=report)
         except SeqrecError as err:                  # bad combination, divergence: this trial fails, the search goes on
             trial.set_user_attr("error", str(err))
@@ -198,7 +201,7 @@ def tune(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions
     best = _best(study)
     if best is None:
         raise SeqrecError(f"no trial of study {study.study_name} has finished with a value; see {paths[0]}")
-    best_config = with_settings(base, best.params, f"trial {best.number}")
+    best_config = with_settings(base, best.params | unmet_conditions(base, best.params), f"trial {best.number}")
     result = TuneResult(study, best, best_config, metric, count, searched)
     paths.append(write_toml(best_config, out_dir / "best.toml",
                             f"seqrec tune: best trial {best.number} of study {study.study_name}, {metric} = "
@@ -226,6 +229,6 @@ def write_summary(result: TuneResult, path: Path, options: TuneOptions) -> Path:
     return write_text(path, json.dumps(summary, indent=2))
 
 
-__all__ = ["VALIDATED_SPLITS", "TrialSeededTPE", "TuneOptions", "TuneResult", "base_trial", "check_out", "distribution",
-           "duration", "open_study", "own_values", "search_base", "search_space", "suggest", "to_toml",
-           "trial_rows", "tune", "write_toml"]
+__all__ = ["VALIDATED_SPLITS", "TrialSeededTPE", "TuneOptions", "TuneResult", "base_trial", "check_conditions",
+           "check_out", "distribution", "duration", "open_study", "own_values", "search_base", "search_space",
+           "suggest", "to_toml", "trial_rows", "tune", "unmet_conditions", "write_toml"]

@@ -91,8 +91,29 @@ def search_base(cfg: RunConfig, metric: str | None = None) -> RunConfig:
     return with_settings(cfg, {"train.early_stopping_metric": metric}, "--metric")
 
 
-def suggest(trial: Trial, space: Mapping[str, BaseDistribution]) -> dict[str, Any]:
-    """The settings trial samples from `space`: {dotted setting: value}, to lay over a base with with_settings."""
+def unmet_conditions(base: RunConfig, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The value otherwise of each conditional setting of base's model (ModelSpec.search_conditions) whose
+    condition fails on `settings` laid over base: {'train.label_smoothing': 0.0} when the loss drawn is bpr."""
+    current = flat_settings(base.to_dict()) | dict(settings)
+    return {name: otherwise for name, (on, values, otherwise) in model_spec(base.model).search_conditions.items()
+            if current[on] not in values}
+
+
+def check_conditions(base: RunConfig, space: Mapping[str, BaseDistribution]) -> None:
+    """A ConfigError when a setting of `space` can never be drawn: its condition's setting is not searched and
+    base's value of it fails the condition (--params train.label_smoothing with train.loss fixed at bpr)."""
+    conditions = model_spec(base.model).search_conditions
+    for name in unmet_conditions(base, {}):
+        on, values, _ = conditions[name]
+        if name in space and on not in space:
+            raise ConfigError(f"{name} is searched only when {on} is one of {list(values)}, and {on} is "
+                              f"{flat_settings(base.to_dict())[on]!r} here: search {on} too or set it")
+
+
+def suggest(trial: Trial, space: Mapping[str, BaseDistribution], base: RunConfig) -> dict[str, Any]:
+    """The settings trial samples from `space` over `base`: {dotted setting: value}, to lay over base with
+    with_settings. A conditional setting whose condition fails on what was drawn before it is not drawn and takes
+    its value otherwise."""
     def one(name: str, dist: BaseDistribution) -> Any:
         if isinstance(dist, FloatDistribution):
             return trial.suggest_float(name, dist.low, dist.high, log=dist.log)
@@ -100,6 +121,8 @@ def suggest(trial: Trial, space: Mapping[str, BaseDistribution]) -> dict[str, An
             return trial.suggest_int(name, dist.low, dist.high, log=dist.log)
         return trial.suggest_categorical(name, dist.choices)
 
-    return {name: one(name, dist) for name, dist in space.items()}
-
-
+    settings: dict[str, Any] = {}
+    for name, dist in space.items():
+        skipped = unmet_conditions(base, settings)
+        settings[name] = skipped[name] if name in skipped else one(name, dist)
+    return settings
