@@ -58,8 +58,10 @@ def tuned_config(log: Interactions, base: RunConfig, out_dir: Path, options: Tun
         result = tune(log, base, out_dir, dataclasses.replace(options, enqueue=() if outside else (own,)))
         print(result.summary(), flush=True)
     summary = json.loads((out_dir / "tune.json").read_text())
-    trials = summary["trials"]["here"]
-    search = (f"{trials} trial{'s' * (trials != 1)} in {duration(summary['seconds']['search'])}, best "
+    sittings = summary.get("sittings", [{"trials": summary["trials"]["here"], "seconds": summary["seconds"]["search"]}])
+    trials = sum(sitting["trials"] for sitting in sittings)
+    search = (f"{trials} trial{'s' * (trials != 1)} in {duration(sum(sitting['seconds'] for sitting in sittings))}"
+              f"{f' ({len(sittings)} sittings)' if len(sittings) > 1 else ''}, best "
               f"{summary['metric']} {summary['best']['value']:.4f}")
     return resolve_run_config(None, out_dir / "best.toml"), search
 

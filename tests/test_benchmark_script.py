@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +34,11 @@ def test_benchmark_tunes_runs_resumes_without_training_again_and_publishes_what_
     assert "markov (1 trial in " in second and "best valid/loo-full/ndcg@10 0." in second
     assert "; its best is the preset)" in second.partition("bprmf (")[2]
     assert (tmp_path / "synthetic-sessions-loo-full" / "compare.md").read_text() == table
+    summary_path = tmp_path / "synthetic-sessions-loo-full" / "tune" / "markov" / "tune.json"
+    summary = json.loads(summary_path.read_text())          # as a second sitting of 2 trials would leave it
+    summary_path.write_text(json.dumps(summary | {"sittings": [*summary["sittings"], {"trials": 2, "seconds": 60.0}]}))
+    resumed = run_benchmark(tmp_path).partition("markov (")[2]
+    assert resumed.startswith("3 trials in 1m ") and "s (2 sittings), best valid" in resumed.partition(";")[0]
     (tmp_path / "synthetic-sessions-loo-full" / "runs" / "bprmf" / "seed-1" / "metrics.json").unlink()
     partial = run_benchmark(tmp_path, "--finished-only")            # a run of bprmf is missing: nothing trains
     assert "seed 1:" not in partial and "Not finished yet, so not shown: bprmf." in partial

@@ -178,6 +178,15 @@ def test_tunes_under_every_protocol_with_validation_cases(protocol, key, tmp_pat
     assert f"final run (seed 0): valid {key} {result.best.value:.4f}; test " in result.summary()
 
 
+def test_each_sitting_of_a_study_is_counted_in_its_summary(tmp_path):
+    base = run_config("caser", **SMALL)
+    for trials in (1, 2):                       # a second `seqrec tune` into the same folder continues the study
+        tuning.tune(small_log(), base, tmp_path / "out", tuning.TuneOptions(trials, final=False))
+    summary = json.loads((tmp_path / "out" / "tune.json").read_text())
+    assert [sitting["trials"] for sitting in summary["sittings"]] == [1, 2] and summary["trials"]["complete"] == 3
+    assert summary["seconds"]["search"] == summary["sittings"][1]["seconds"] > 0
+
+
 def test_joining_a_study_with_other_settings_is_refused(tmp_path):
     options = tuning.TuneOptions(trials=1, final=False)
     tuning.tune(small_log(), run_config("caser", **SMALL), tmp_path / "out", options)

@@ -216,8 +216,12 @@ def tune(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions
 
 
 def write_summary(result: TuneResult, path: Path, options: TuneOptions) -> Path:
-    """OUT/tune.json: the study, the best trial, the trial counts, the seconds, and the final run's metrics."""
+    """OUT/tune.json: the study, the best trial, the trial counts, the seconds, the final run's metrics, and the
+    sittings (trials and search seconds of each process that searched this study into OUT, in turn)."""
     best, final = result.best, result.final
+    earlier = json.loads(path.read_text()) if path.is_file() else {}
+    sittings = earlier.get("sittings", [{"trials": earlier["trials"]["here"], "seconds": earlier["seconds"]["search"]}]
+                           ) if earlier.get("study") == result.study.study_name else []
     summary = {"study": result.study.study_name, "storage": redacted(options.storage) if options.storage else None,
                "metric": result.metric, "seed": result.best_config.seed,
                "best": {"number": best.number, "value": best.value, "params": best.params,
@@ -225,7 +229,8 @@ def write_summary(result: TuneResult, path: Path, options: TuneOptions) -> Path:
                "trials": {"here": result.trials_here} | {s.name.lower(): sum(t.state == s for t in result.study.trials)
                                                          for s in TrialState},
                "seconds": {"search": result.search_seconds, "final": result.final_seconds},
-               "final": None if final is None else {"test": final.metrics, "validation": final.validation}}
+               "final": None if final is None else {"test": final.metrics, "validation": final.validation},
+               "sittings": [*sittings, {"trials": result.trials_here, "seconds": result.search_seconds}]}
     return write_text(path, json.dumps(summary, indent=2))
 
 
