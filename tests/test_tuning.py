@@ -187,6 +187,18 @@ def test_each_sitting_of_a_study_is_counted_in_its_summary(tmp_path):
     assert summary["seconds"]["search"] == summary["sittings"][1]["seconds"] > 0
 
 
+def test_a_study_started_before_a_setting_existed_is_joined_with_that_settings_default(tmp_path):
+    base, options = run_config("caser", **SMALL), tuning.TuneOptions(trials=1, final=False)
+    study = tuning.tune(small_log(), base, tmp_path / "out", options).study
+    identity = study.user_attrs["identity"]
+    del identity["settings"]["data.ties"]                    # as a study written before data.ties existed
+    study.set_user_attr("identity", identity)
+    assert tuning.tune(small_log(), base, tmp_path / "out", options).trials_here == 1
+    shuffled = with_settings(base, {"data.ties": "shuffle"})
+    with pytest.raises(ConfigError, match="started with settings.data.ties = None, not 'shuffle'"):
+        tuning.tune(small_log(), shuffled, tmp_path / "out", options)
+
+
 def test_joining_a_study_with_other_settings_is_refused(tmp_path):
     options = tuning.TuneOptions(trials=1, final=False)
     tuning.tune(small_log(), run_config("caser", **SMALL), tmp_path / "out", options)

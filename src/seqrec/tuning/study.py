@@ -7,7 +7,7 @@ import json
 import os
 import socket
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +16,11 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from seqrec.config import RunConfig
+from seqrec.config import DataConfig, EvalConfig, RunConfig, TrainConfig
 from seqrec.data.interactions import Interactions
 from seqrec.errors import ConfigError
 from seqrec.models.base import check_config
+from seqrec.models.registry import model_spec
 from seqrec.tuning.space import flat_settings
 
 MACHINE_SETTINGS = ("data.data_dir", "data.path", "train.device")   # may differ between processes of one study
@@ -108,6 +109,14 @@ def _identity(base: RunConfig, log: Interactions) -> dict[str, Any]:
     return json.loads(json.dumps({"settings": settings, "events_sha256": digest.hexdigest()}))
 
 
+def _defaults(model: str) -> dict[str, Any]:
+    """Every setting's default for `model`, keyed as in _identity: what a setting added to seqrec after a study
+    started meant for that study (new settings default to the earlier behaviour)."""
+    tables = {"data": asdict(DataConfig()), "train": asdict(TrainConfig()), "eval": asdict(EvalConfig()),
+              "model_params": asdict(model_spec(model).config())}
+    return json.loads(json.dumps({"settings": flat_settings(tables)}))
+
+
 def redacted(url: str) -> str:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
@@ -142,8 +151,11 @@ def open_study(base: RunConfig, log: Interactions, out_dir: Path, options: TuneO
     if stored is None:
         study.set_user_attr("identity", identity)
     elif stored != identity:
-        ours, theirs = flat_settings(identity), flat_settings(stored)
-        what = next(k for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k))
+        ours, theirs, defaults = flat_settings(identity), flat_settings(stored), flat_settings(_defaults(base.model))
+        what = next((k for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k)
+                     and (k in theirs or ours[k] != defaults.get(k))), None)     # a newer setting at its default: same
+        if what is None:
+            return study
         raise ConfigError(f"study {name} was started with {what} = {theirs.get(what)!r}, not {ours.get(what)!r}; "
                           "join it with the same settings and data, or use another --study")
     return study
