@@ -108,7 +108,7 @@ def benchmark(dataset: str, args: argparse.Namespace) -> str:
     tuning = ("Searches on the validation cases (seed 0; trial 0 is the preset the search started from): "
               + "; ".join(searches) + ".") if searches else ""
     if missing:
-        tuning += f" Not finished yet, so not shown: {', '.join(missing)}."
+        tuning = f"{tuning} Not finished yet, so not shown: {', '.join(missing)}.".lstrip()
     return f"#### {dataset}\n\n{experiments.markdown_table(table)}\n{tuning}\n\n![{dataset}]({chart})\n"
 
 

@@ -79,7 +79,7 @@ def _figure(path: Path, draw: Callable[[Any], None]) -> list[Path]:
     draw(ax)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=120)
+    fig.savefig(tmp, dpi=120, bbox_inches="tight")       # long parameter names must not push labels out
     plt.close(fig)
     os.replace(tmp, path)
     return [path]
