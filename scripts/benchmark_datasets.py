@@ -30,7 +30,7 @@ from seqrec import api, experiments
 from seqrec.config import RunConfig
 from seqrec.data.interactions import Interactions
 from seqrec.settings import resolve_run_config
-from seqrec.tuning import TuneOptions, base_trial, search_space, tune
+from seqrec.tuning import TuneOptions, base_trial, search_space, sittings_of, tune
 from seqrec.tuning.outputs import duration
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,7 +58,7 @@ def tuned_config(log: Interactions, base: RunConfig, out_dir: Path, options: Tun
         result = tune(log, base, out_dir, dataclasses.replace(options, enqueue=() if outside else (own,)))
         print(result.summary(), flush=True)
     summary = json.loads((out_dir / "tune.json").read_text())
-    sittings = summary.get("sittings", [{"trials": summary["trials"]["here"], "seconds": summary["seconds"]["search"]}])
+    sittings = sittings_of(summary)
     trials = sum(sitting["trials"] for sitting in sittings)
     search = (f"{trials} trial{'s' * (trials != 1)} in {duration(sum(sitting['seconds'] for sitting in sittings))}"
               f"{f' ({len(sittings)} sittings)' if len(sittings) > 1 else ''}, best "

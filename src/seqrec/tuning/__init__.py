@@ -18,9 +18,10 @@ import json
 import math
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
@@ -215,13 +216,18 @@ def tune(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions
     return result
 
 
+def sittings_of(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The sittings a tune.json lists, [{'trials': N, 'seconds': S}, ...]; one written before sittings were
+    recorded holds a single sitting."""
+    return summary.get("sittings", [{"trials": summary["trials"]["here"], "seconds": summary["seconds"]["search"]}])
+
+
 def write_summary(result: TuneResult, path: Path, options: TuneOptions) -> Path:
     """OUT/tune.json: the study, the best trial, the trial counts, the seconds, the final run's metrics, and the
     sittings (trials and search seconds of each process that searched this study into OUT, in turn)."""
     best, final = result.best, result.final
     earlier = json.loads(path.read_text()) if path.is_file() else {}
-    sittings = earlier.get("sittings", [{"trials": earlier["trials"]["here"], "seconds": earlier["seconds"]["search"]}]
-                           ) if earlier.get("study") == result.study.study_name else []
+    sittings = sittings_of(earlier) if earlier.get("study") == result.study.study_name else []
     summary = {"study": result.study.study_name, "storage": redacted(options.storage) if options.storage else None,
                "metric": result.metric, "seed": result.best_config.seed,
                "best": {"number": best.number, "value": best.value, "params": best.params,
@@ -236,4 +242,4 @@ def write_summary(result: TuneResult, path: Path, options: TuneOptions) -> Path:
 
 __all__ = ["VALIDATED_SPLITS", "TrialSeededTPE", "TuneOptions", "TuneResult", "base_trial", "check_conditions",
            "check_out", "distribution", "duration", "open_study", "own_values", "search_base", "search_space",
-           "suggest", "to_toml", "trial_rows", "tune", "unmet_conditions", "write_toml"]
+           "sittings_of", "suggest", "to_toml", "trial_rows", "tune", "unmet_conditions", "write_toml"]
