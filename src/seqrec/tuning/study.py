@@ -7,7 +7,7 @@ import json
 import os
 import socket
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from seqrec.config import DataConfig, EvalConfig, RunConfig, TrainConfig
+from seqrec.config import RunConfig
 from seqrec.data.interactions import Interactions
 from seqrec.errors import ConfigError
 from seqrec.models.base import check_config
@@ -112,9 +112,8 @@ def _identity(base: RunConfig, log: Interactions) -> dict[str, Any]:
 def _defaults(model: str) -> dict[str, Any]:
     """Every setting's default for `model`, keyed as in _identity: what a setting added to seqrec after a study
     started meant for that study (new settings default to the earlier behaviour)."""
-    tables = {"data": asdict(DataConfig()), "train": asdict(TrainConfig()), "eval": asdict(EvalConfig()),
-              "model_params": asdict(model_spec(model).config())}
-    return json.loads(json.dumps({"settings": flat_settings(tables)}))
+    defaults = RunConfig(model, model_spec(model).config()).to_dict()
+    return json.loads(json.dumps({"settings": flat_settings(defaults)}))
 
 
 def redacted(url: str) -> str:
