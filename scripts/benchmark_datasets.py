@@ -8,7 +8,8 @@ Per dataset: `seqrec tune` searches each --tune model's space on the validation 
 is the first trial, so a search never ends below it), then every preset of --models and every tuned setting
 that differs from its preset (to 4 significant digits, as presets keep a search's best; labelled
 MODEL:tuned-here) trains with every seed and is tested once. Finished searches
-(OUT/DATASET/tune/LABEL/best.toml) and finished runs (metrics.json of the same settings) are read back, and an
+(OUT/DATASET/tune/LABEL/best.toml) and finished runs (a run folder's metrics.json, else the record
+OUT/DATASET/compare.json keeps of a run with the same settings) are read back, and an
 interrupted run continues from its checkpoint, so an interrupted benchmark resumes where it stopped; with
 --finished-only nothing is searched or trained, and the tables show what has finished and name the rest.
 Writes OUT/DATASET/compare.{json,md,png} and the README section `datasets` (one table per dataset, with how long
@@ -46,8 +47,7 @@ def search_finished(out_dir: Path) -> bool:
 
 def runs_finished(out_dir: Path, label: str, config: RunConfig, seeds: list[int]) -> bool:
     """Whether OUT holds the finished run of `config` for every seed."""
-    return all(experiments.finished_record(experiments.run_folder(out_dir, label, seed),
-                                           dataclasses.replace(config, seed=seed), label) for seed in seeds)
+    return all(experiments.recorded_run(out_dir, label, dataclasses.replace(config, seed=seed)) for seed in seeds)
 
 
 def tuned_config(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions) -> tuple[RunConfig, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import sys
 
 import numpy as np
@@ -79,6 +80,27 @@ def test_reuse_reads_finished_runs_of_the_same_settings_and_trains_the_others(tm
     again = json.loads((out / "compare.json").read_text())["runs"]
     assert [r for r in again if r["seed"] == 0] == first                  # read back, not retrained
     assert trained("--seeds", "0", "--epochs", "2") == ["caser:d2l seed 0", "markov seed 0"]   # new settings
+
+
+def test_reuse_reads_a_run_from_the_kept_table_when_its_folder_is_gone(tmp_path, monkeypatch, capsys):
+    data, out = write_log(tmp_path), tmp_path / "cmp"
+    args = ["compare", "--data", str(data), "--user-col", "u", "--item-col", "i", "--time-col", "t",
+            "--models", "markov", "--seeds", "0,1", "--out", str(out), "--reuse"]
+
+    def trained(*more):
+        code, printed = run_cli(monkeypatch, capsys, *args, *more)
+        assert code == 0
+        return [line.rsplit(":", 1)[0] for line in printed.out.splitlines() if line.startswith("markov seed ")]
+
+    assert trained() == ["markov seed 0", "markov seed 1"]
+    first = json.loads((out / "compare.json").read_text())
+    shutil.rmtree(out / "runs")                                      # a fresh checkout keeps only the table
+    assert trained() == []
+    assert json.loads((out / "compare.json").read_text()) == first
+    first["runs"][1]["config"]["model_params"]["L"] = 3              # a record of other settings is not this run's
+    (out / "compare.json").write_text(json.dumps(first))
+    assert trained() == ["markov seed 1"]
+    assert trained("--set", "model_params.L=2") == ["markov seed 0", "markov seed 1"]
 
 
 def test_reuse_continues_an_interrupted_run_from_its_checkpoint_with_the_uninterrupted_numbers(tmp_path, monkeypatch):

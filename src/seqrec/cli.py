@@ -276,7 +276,8 @@ def _grid_report(configs: dict[str, RunConfig], seeds: str, log: Interactions, o
     out_dir/runs), print the table (and note)."""
     table = experiments.run_grid(configs, experiments.parse_seeds(seeds), log, out_dir, progress=progress,
                                  on_run=lambda label, seed, r: console.print(
-                                     f"{label} seed {seed}: {r.timings['train_seconds']:.1f} s"), reuse=reuse)
+                                     f"{label} seed {seed}: {r.timings['train_seconds']:.1f} s"),
+                                 reuse=reuse, stem=stem)
     text = note(table) if note else ""
     paths = experiments.write_comparison(table, out_dir, stem, plot, text)
     typer.echo(experiments.markdown_table(table) + (f"\n{text}\n" if text else ""))

@@ -28,7 +28,8 @@ from seqrec.training import TrainState
 
 @dataclass(frozen=True)
 class RunRecord:
-    """One trained (config, seed): test metrics by protocol, training seconds, parameters, best epoch."""
+    """One trained (config, seed): test metrics by protocol, training seconds, parameters, best epoch, and the
+    run's settings (RunConfig.to_dict(), seed included), by which a later grid knows the record for its own."""
 
     label: str
     seed: int
@@ -36,6 +37,7 @@ class RunRecord:
     train_seconds: float
     num_parameters: int
     best_epoch: int | None = None
+    config: dict[str, Any] | None = None
 
 
 @dataclass
@@ -114,20 +116,37 @@ def run_folder(out_dir: Path, label: str, seed: int) -> Path:
     return out_dir / "runs" / (re.sub(r"[^A-Za-z0-9_.=+-]+", "-", label).strip("-") or "run") / f"seed-{seed}"
 
 
+def same_settings(saved: Mapping[str, Any] | None, cfg: RunConfig) -> bool:
+    """Whether settings saved by an earlier run are `cfg`'s, seed included (a setting added since then counts with
+    its default; settings with one that no longer exists are not)."""
+    try:
+        return saved is not None and build_run_config(saved) == cfg
+    except ConfigError:
+        return False
+
+
 def finished_record(folder: Path, cfg: RunConfig, label: str) -> RunRecord | None:
-    """The record of the run in `folder` when its metrics.json was written with `cfg`'s settings, seed included (a
-    setting added since then counts with its default; a run with a setting that no longer exists is not read)."""
+    """The record of the run in `folder` when its metrics.json was written with `cfg`'s settings."""
     path = folder / METRICS_FILE
     if not path.is_file():
         return None
     saved = json.loads(path.read_text())
-    try:
-        if build_run_config(saved["config"]) != cfg:
-            return None
-    except ConfigError:
+    if not same_settings(saved["config"], cfg):
         return None
     return RunRecord(label, cfg.seed, saved["metrics"], saved["timings"]["train_seconds"],
-                     saved["model"]["num_parameters"], saved["best_epoch"])
+                     saved["model"]["num_parameters"], saved["best_epoch"], cfg.to_dict())
+
+
+def recorded_run(out_dir: Path, label: str, cfg: RunConfig, stem: str = "compare") -> RunRecord | None:
+    """The finished run of `cfg` under OUT: its run folder's record, else the record OUT/STEM.json keeps of it
+    (a comparison's table outlives its run folders, e.g. in a fresh checkout where only the table was kept)."""
+    record = finished_record(run_folder(out_dir, label, cfg.seed), cfg, label)
+    table = out_dir / f"{stem}.json"
+    if record is not None or not table.is_file():
+        return record
+    kept = (RunRecord(**run) for run in json.loads(table.read_text())["runs"])
+    return next((run for run in kept if run.label == label and run.seed == cfg.seed
+                 and same_settings(run.config, cfg)), None)
 
 
 def interrupted_state(folder: Path, cfg: RunConfig) -> TrainState | None:
@@ -144,23 +163,24 @@ def interrupted_state(folder: Path, cfg: RunConfig) -> TrainState | None:
 
 def run_grid(configs: Mapping[str, RunConfig], seeds: Sequence[int], log: Interactions, out_dir: Path,
              progress: bool | None = None, on_run: Callable[[str, int, TrainResult], None] | None = None,
-             reuse: bool = False) -> GridTable:
+             reuse: bool = False, stem: str = "compare") -> GridTable:
     """Train and evaluate every config with every seed on `log` (the seed replaces each config's seed); each run
     writes its folder (metrics.json and bundle) under `run_folder(out_dir, label, seed)`. With `reuse`, a
-    folder that already holds the finished run of the same settings is read instead, and an interrupted run of the
-    same settings continues from its last checkpoint (an interrupted grid resumes where it stopped)."""
+    finished run of the same settings is read instead (`recorded_run`: its folder, else OUT/STEM.json), and an
+    interrupted run of the same settings continues from its last checkpoint (an interrupted grid resumes where it
+    stopped)."""
     first = next(iter(configs.values()))
     table = GridTable(first.eval.protocols[0], first.eval.num_sampled)
     for label, cfg in configs.items():
         for seed in seeds:
             folder, seeded = run_folder(out_dir, label, seed), dataclasses.replace(cfg, seed=seed)
-            record = finished_record(folder, seeded, label) if reuse else None
+            record = recorded_run(out_dir, label, seeded, stem) if reuse else None
             if record is not None:
                 table.records.append(record)
                 continue
             result = run(log, seeded, folder, progress, interrupted_state(folder, seeded) if reuse else None)
             table.records.append(RunRecord(label, seed, result.metrics, result.timings["train_seconds"],
-                                           result.num_parameters, result.best_epoch))
+                                           result.num_parameters, result.best_epoch, seeded.to_dict()))
             if on_run is not None:
                 on_run(label, seed, result)
     return table
