@@ -187,6 +187,20 @@ def test_each_sitting_of_a_study_is_counted_in_its_summary(tmp_path):
     assert summary["seconds"]["search"] == summary["sittings"][1]["seconds"] > 0
 
 
+def test_the_report_of_a_stopped_study_runs_no_trial_and_reads_its_sittings_from_the_trials(tmp_path):
+    base, out = run_config("caser", **SMALL), tmp_path / "out"
+    searched = trials_of(tuning.tune(small_log(), base, out, tuning.TuneOptions(2, final=False)).study)
+    for name in ("tune.json", "best.toml", "trials.csv"):           # a process stopped from outside writes none
+        (out / name).unlink()
+    report = tuning.tune(small_log(), base, out, tuning.TuneOptions(0, final=False, enqueue=(GOOD,)))
+    assert report.trials_here == 0 and trials_of(report.study) == searched          # nothing ran or was queued
+    summary = json.loads((out / "tune.json").read_text())
+    assert [sitting["trials"] for sitting in summary["sittings"]] == [2] and summary["sittings"][0]["seconds"] > 0
+    assert summary["best"]["number"] == report.best.number and (out / "best.toml").is_file()
+    tuning.tune(small_log(), base, out, tuning.TuneOptions(0, final=False))         # another report adds no sitting
+    assert json.loads((out / "tune.json").read_text())["sittings"] == summary["sittings"]
+
+
 def test_a_study_started_before_a_setting_existed_is_joined_with_that_settings_default(tmp_path):
     base, options = run_config("caser", **SMALL), tuning.TuneOptions(trials=1, final=False)
     study = tuning.tune(small_log(), base, tmp_path / "out", options).study
@@ -328,3 +342,15 @@ def test_the_base_settings_are_the_first_trial_when_the_space_holds_them(preset,
     assert (first.params == own) is first_is_base and len(own) == len(MODELS["caser"].search_space)
     err = capsys.readouterr().err
     assert ("not a point of the search space (train.lr = 0.04)" in err) is not first_is_base
+
+
+def test_base_settings_whose_trial_failed_are_tried_again_and_others_are_not_repeated(tmp_path):
+    base, out = run_config("caser", **SMALL), tmp_path / "out"
+    tuning.tune(small_log(), base, out, tuning.TuneOptions(1, final=False))
+    good = GOOD | {"train.label_smoothing": 0.0}
+    study = optuna.load_study(study_name="caser", storage=f"sqlite:///{out / 'study.sqlite'}")
+    study.enqueue_trial(good)
+    study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)     # as a trial cut when its process was stopped
+    with_good = tuning.TuneOptions(1, final=False, enqueue=(good,))
+    assert tuning.tune(small_log(), base, out, with_good).study.trials[2].params == good
+    assert tuning.tune(small_log(), base, out, with_good).study.trials[3].params != good

@@ -392,7 +392,8 @@ def tune(
                                                                   "after the model, if any).")] = None,
     config: ConfigOption = None,
     trials: Annotated[int | None, typer.Option(help="Trials this process runs (each process joining the study "
-                                                    "runs its own).")] = None,
+                                                    "runs its own; 0: write the stored study's report "
+                                                    "only).")] = None,
     timeout: Annotated[str | None, typer.Option(help="Start no new trial after this long: 1800, 30m, 2h.")] = None,
     metric: Annotated[str | None, typer.Option(help="Validation metric to maximise, e.g. ndcg@10 (default: "
                                                     "train.early_stopping_metric, else the protocol's).")] = None,

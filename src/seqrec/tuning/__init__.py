@@ -105,6 +105,13 @@ def _best(study: optuna.Study) -> FrozenTrial | None:
         return None
 
 
+def _tried(study: optuna.Study, params: Mapping[str, Any]) -> bool:
+    """Whether a trial of `params` is queued, running or has finished with a value (one that failed, e.g. cut when
+    its process was stopped, is tried again)."""
+    return any(t.state != TrialState.FAIL and t.system_attrs.get("fixed_params", t.params) == dict(params)
+               for t in study.trials)
+
+
 def _trial_line(trial: FrozenTrial, study: optuna.Study, metric: str, count: int, options: TuneOptions,
                 elapsed: float) -> str:
     """'trial 7 [3 of 20 here, 2m 5s of 30m 0s]: valid/loo-full/ndcg@10 0.1432 (epoch 6); best ...; 4.1 s; ...'."""
@@ -158,8 +165,10 @@ def tune(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions
     optuna.logging.set_verbosity(optuna.logging.ERROR)       # our own line per trial replaces Optuna's log
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     study = open_study(base, log, out_dir, options)
-    for params in options.enqueue:
-        study.enqueue_trial(dict(params), skip_if_exists=True)
+    optuna.storages.fail_stale_trials(study)                   # trials of processes that died: failed, not running
+    for params in options.enqueue if options.trials != 0 else ():
+        if not _tried(study, params):
+            study.enqueue_trial(dict(params))
     primary = base.eval.protocols[0]
     key = metric_key(primary, base.train.early_stopping_metric, base.eval.num_sampled)
     metric = f"valid/{primary}/{key}"
@@ -189,8 +198,9 @@ def tune(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions
         echo(_trial_line(trial, study, metric, count, options, time.perf_counter() - started))
 
     try:
-        study.optimize(objective, n_trials=options.trials, timeout=options.timeout, catch=(SeqrecError,),
-                       callbacks=[finished])
+        if options.trials != 0:
+            study.optimize(objective, n_trials=options.trials, timeout=options.timeout, catch=(SeqrecError,),
+                           callbacks=[finished])
     except (KeyboardInterrupt, UnboundLocalError) as err:
         if not _is_interrupt(err):
             raise
@@ -222,12 +232,25 @@ def sittings_of(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     return summary.get("sittings", [{"trials": summary["trials"]["here"], "seconds": summary["seconds"]["search"]}])
 
 
+def worker_sittings(study: optuna.Study) -> list[dict[str, Any]]:
+    """The sittings of a study whose processes wrote no summary (e.g. stopped from outside), one per process: its
+    trials that finished with a value, and the seconds from its first start to its last finish."""
+    done = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.datetime_start]
+    workers = dict.fromkeys(t.user_attrs.get("worker") for t in sorted(done, key=lambda t: t.datetime_start))
+    return [{"trials": len(mine), "seconds": (max(t.datetime_complete for t in mine)
+                                              - min(t.datetime_start for t in mine)).total_seconds()}
+            for mine in ([t for t in done if t.user_attrs.get("worker") == worker] for worker in workers)]
+
+
 def write_summary(result: TuneResult, path: Path, options: TuneOptions) -> Path:
     """OUT/tune.json: the study, the best trial, the trial counts, the seconds, the final run's metrics, and the
-    sittings (trials and search seconds of each process that searched this study into OUT, in turn)."""
+    sittings (trials and search seconds of each process that searched this study into OUT, in turn; a report-only
+    pass adds none, and where no earlier summary lists them they are read from the trials, one per process)."""
     best, final = result.best, result.final
     earlier = json.loads(path.read_text()) if path.is_file() else {}
-    sittings = sittings_of(earlier) if earlier.get("study") == result.study.study_name else []
+    sittings = (sittings_of(earlier) if earlier.get("study") == result.study.study_name
+                else worker_sittings(result.study) if result.trials_here == 0 else [])
+    here = [{"trials": result.trials_here, "seconds": result.search_seconds}] if result.trials_here else []
     summary = {"study": result.study.study_name, "storage": redacted(options.storage) if options.storage else None,
                "metric": result.metric, "seed": result.best_config.seed,
                "best": {"number": best.number, "value": best.value, "params": best.params,
@@ -236,7 +259,7 @@ def write_summary(result: TuneResult, path: Path, options: TuneOptions) -> Path:
                                                          for s in TrialState},
                "seconds": {"search": result.search_seconds, "final": result.final_seconds},
                "final": None if final is None else {"test": final.metrics, "validation": final.validation},
-               "sittings": [*sittings, {"trials": result.trials_here, "seconds": result.search_seconds}]}
+               "sittings": [*sittings, *here]}
     return write_text(path, json.dumps(summary, indent=2))
 
 

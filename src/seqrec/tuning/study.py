@@ -31,7 +31,8 @@ WORKER = f"{socket.gethostname()}:{os.getpid()}"
 class TuneOptions:
     """How long and where to search.
 
-    trials: trials this process runs; timeout: seconds after which it starts no new trial (either or both).
+    trials: trials this process runs (0: none, only the report of the stored study, e.g. once its processes were
+    stopped); timeout: seconds after which it starts no new trial (either or both).
     storage: an Optuna storage URL (None: sqlite:///OUT/study.sqlite); study: its name (None: the model's).
     params: the search-space entries to sample (empty: all but `fixed`, e.g. the settings given as flags, which
     keep the base's value). prune: Optuna's MedianPruner on the per-epoch validation values, once `prune_after`
@@ -56,7 +57,7 @@ class TuneOptions:
         check_config([
             (self.trials is not None or self.timeout is not None, "say how long to search: --trials N, --timeout 30m, "
                                                                   "or both"),
-            (self.trials is None or self.trials >= 1, f"--trials must be at least 1, got {self.trials}"),
+            (self.trials is None or self.trials >= 0, f"--trials must be at least 0, got {self.trials}"),
             (self.timeout is None or self.timeout > 0, f"--timeout must be positive, got {self.timeout}"),
             (self.prune_after >= 0, f"--prune-after must be >= 0, got {self.prune_after}"),
             (self.prune_warmup >= 0, f"--prune-warmup must be >= 0, got {self.prune_warmup}")])
