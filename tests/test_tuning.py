@@ -150,7 +150,7 @@ def test_second_process_joins_a_running_study(tmp_path):
         time.sleep(0.2)
     second = start(3, "b")
     second_out = second.communicate(timeout=300)
-    first.send_signal(signal.SIGINT)            # Ctrl-C: the first ends its search and writes its results
+    first.send_signal(signal.SIGTERM)           # as Ctrl-C: the first ends its search and writes its results
     first_out = first.communicate(timeout=300)
     assert (first.returncode, second.returncode) == (0, 0), (first_out, second_out)
     assert "interrupted" in first_out[0] and (tmp_path / "a" / "best.toml").is_file()

@@ -14,11 +14,14 @@ tune one study at once: the storage numbers the trials, and trial n draws its ra
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import signal
+import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,6 +144,24 @@ def _is_interrupt(err: BaseException | None) -> bool:
     return False
 
 
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (kill, timeout, a batch scheduler's stop) ends the search as Ctrl-C does: the results so far are
+    written and no trial is left running. Only the main thread can take signals; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _fail_cut_trials(study: optuna.Study) -> None:
     """Mark FAIL this process's trials that Ctrl-C left RUNNING (cut while Optuna was still sampling them,
     before the objective's own handling began), so no study is left with a trial nobody runs."""
@@ -198,9 +219,10 @@ def tune(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions
         echo(_trial_line(trial, study, metric, count, options, time.perf_counter() - started))
 
     try:
-        if options.trials != 0:
-            study.optimize(objective, n_trials=options.trials, timeout=options.timeout, catch=(SeqrecError,),
-                           callbacks=[finished])
+        with _sigterm_interrupts():
+            if options.trials != 0:
+                study.optimize(objective, n_trials=options.trials, timeout=options.timeout, catch=(SeqrecError,),
+                               callbacks=[finished])
     except (KeyboardInterrupt, UnboundLocalError) as err:
         if not _is_interrupt(err):
             raise
