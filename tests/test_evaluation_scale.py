@@ -263,8 +263,8 @@ def test_block_scores_that_overflow_rank_as_the_literal_rules(seed, monkeypatch)
     weight = torch.tensor(rng.integers(-2, 3, (num_items + 1, 3)), dtype=torch.float32)
     # finite, but 2e38 + 2e38 overflows: each such row has one sign and the states none below 0, so a product's
     # terms share their sign and it is +-inf in any summation order (which differs between matrix kernels)
-    overflowing = weight[1::3]
-    weight[1::3] = 2e38 * torch.tensor(rng.choice([-1.0, 1.0], len(overflowing)), dtype=torch.float32)[:, None]
+    signs = torch.tensor(rng.choice([-1.0, 1.0], len(weight[1::3])), dtype=torch.float32)
+    weight[1::3] = 2e38 * signs[:, None]
     model = Factors(states, weight, None)
     table = model.score_all(torch.arange(len(cases) + 1), None)
     assert torch.isinf(table).any() and torch.isfinite(weight).all()
