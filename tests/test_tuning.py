@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -17,6 +19,7 @@ import optuna
 import polars as pl
 import pytest
 import torch
+from optuna.trial import TrialState
 
 from seqrec import tuning
 from seqrec.cli import main
@@ -26,6 +29,7 @@ from seqrec.errors import ConfigError
 from seqrec.evaluation.protocols import SPLITS
 from seqrec.models.registry import MODELS
 from seqrec.settings import build_run_config, preset_for, resolve_run_config, with_settings
+from seqrec.tuning.interrupts import SearchInterrupts
 from tests.conftest import markov_log, run_config
 
 SMALL = {"train": {"epochs": 2, "batch_size": 128}, "eval": {"protocols": ["loo-full"]}}
@@ -311,18 +315,35 @@ def test_search_space_descriptions_are_checked():
             tuning.distribution("x", bad)
 
 
-def test_a_ctrl_c_in_optunas_bookkeeping_is_an_interruption_and_other_errors_are_not():
-    def raised(inner: BaseException, outer: BaseException) -> BaseException:
-        try:
-            try:
-                raise inner
-            finally:
-                raise outer
-        except BaseException as err:
-            return err
+@pytest.mark.parametrize(("where", "states", "reached"), [
+    ("training", [TrialState.FAIL], []),                     # cut at once
+    ("report", [TrialState.FAIL], ["after"]),                # the storage call ends first, then the trial is cut
+    ("before training", [TrialState.FAIL], ["after"]),       # the trial is cut as its training starts
+    ("callback", [TrialState.COMPLETE], ["after"]),          # between trials: the search stops, nothing raises
+])
+def test_a_signal_cuts_a_trial_only_while_it_trains_and_elsewhere_stops_the_search(where, states, reached):
+    study = optuna.create_study(direction="maximize")
+    interrupts = SearchInterrupts(study)
+    seen: list[str] = []
 
-    assert tuning._is_interrupt(raised(KeyboardInterrupt(), UnboundLocalError("updated_state")))
-    assert not tuning._is_interrupt(raised(ValueError(), UnboundLocalError("updated_state")))
+    def signal_here(place: str) -> None:
+        if place == where:
+            os.kill(os.getpid(), signal.SIGTERM)
+            seen.append("after")
+
+    def objective(trial: optuna.Trial) -> float:
+        signal_here("before training")
+        with interrupts.training():
+            with interrupts.held():
+                signal_here("report")
+            signal_here("training")
+        return 1.0
+
+    previous = signal.getsignal(signal.SIGTERM)
+    with contextlib.suppress(KeyboardInterrupt), interrupts.installed():
+        study.optimize(objective, n_trials=3, callbacks=[lambda study, trial: signal_here("callback")])
+    assert ([t.state for t in study.trials], seen, interrupts.received) == (states, reached, "SIGTERM")
+    assert signal.getsignal(signal.SIGTERM) is previous
 
 
 @pytest.mark.parametrize(("preset", "first_is_base"), [("tuned", True), ("d2l", False)])

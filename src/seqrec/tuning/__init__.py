@@ -17,11 +17,9 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import signal
-import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +34,7 @@ from seqrec.evaluation.protocols import metric_key
 from seqrec.pipeline import run, train
 from seqrec.runs import TrainResult, check_run_folder
 from seqrec.settings import with_settings
+from seqrec.tuning.interrupts import SearchInterrupts
 from seqrec.tuning.outputs import (
     duration,
     params_text,
@@ -134,43 +133,6 @@ def _trial_line(trial: FrozenTrial, study: optuna.Study, metric: str, count: int
     return f"trial {trial.number} [{where}]: {outcome}{best_text}; {seconds:.1f} s; {params_text(trial)}"
 
 
-def _is_interrupt(err: BaseException | None) -> bool:
-    """A Ctrl-C, also one that landed in Optuna's bookkeeping after a trial: optuna 5.0's _run_trial then raises
-    UnboundLocalError from its `finally` (a variable the interrupted `try` never set), the Ctrl-C as its context."""
-    while err is not None:
-        if isinstance(err, KeyboardInterrupt):
-            return True
-        err = err.__context__
-    return False
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM (kill, timeout, a batch scheduler's stop) ends the search as Ctrl-C does: the results so far are
-    written and no trial is left running. Only the main thread can take signals; elsewhere nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _fail_cut_trials(study: optuna.Study) -> None:
-    """Mark FAIL this process's trials that Ctrl-C left RUNNING (cut while Optuna was still sampling them,
-    before the objective's own handling began), so no study is left with a trial nobody runs."""
-    mine = set(getattr(study.sampler, "asked", ()))
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if trial.number in mine:
-            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-
-
 def tune(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions, progress: bool | None = None,
          echo: Callable[[str], None] = lambda line: print(line, flush=True)) -> TuneResult:
     """Search `base`'s model settings on `log`'s validation cases; write OUT/best.toml, OUT/trials.csv and .md,
@@ -193,18 +155,22 @@ def tune(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions
     primary = base.eval.protocols[0]
     key = metric_key(primary, base.train.early_stopping_metric, base.eval.num_sampled)
     metric = f"valid/{primary}/{key}"
+    interrupts = SearchInterrupts(study)
 
     def objective(trial: Trial) -> float:
         trial.set_user_attr("worker", WORKER)
 
         def report(epoch: int, value: float) -> None:
-            trial.report(value, epoch)
-            if trial.should_prune():
+            with interrupts.held():
+                trial.report(value, epoch)
+                pruned = trial.should_prune()
+            if pruned:
                 raise optuna.TrialPruned(f"pruned at epoch {epoch}")
 
         try:
             cfg = with_settings(base, suggest(trial, space, base), f"trial {trial.number}")
-            result = train(log, cfg, progress, search=report)
+            with interrupts.training():
+                result = train(log, cfg, progress, search=report)
         except SeqrecError as err:                  # bad combination, divergence: this trial fails, the search goes on
             trial.set_user_attr("error", str(err))
             raise
@@ -218,16 +184,13 @@ def tune(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions
         count += 1
         echo(_trial_line(trial, study, metric, count, options, time.perf_counter() - started))
 
-    try:
-        with _sigterm_interrupts():
-            if options.trials != 0:
-                study.optimize(objective, n_trials=options.trials, timeout=options.timeout, catch=(SeqrecError,),
-                               callbacks=[finished])
-    except (KeyboardInterrupt, UnboundLocalError) as err:
-        if not _is_interrupt(err):
-            raise
-        echo("interrupted: writing the results of the trials so far")
-        _fail_cut_trials(study)
+    # a trial cut by a signal raises KeyboardInterrupt out of the search, once Optuna has marked it failed
+    with contextlib.suppress(KeyboardInterrupt), interrupts.installed():
+        if options.trials != 0:
+            study.optimize(objective, n_trials=options.trials, timeout=options.timeout, catch=(SeqrecError,),
+                           callbacks=[finished])
+    if interrupts.received is not None:
+        echo(f"interrupted ({interrupts.received}): writing the results of the trials so far")
     searched = time.perf_counter() - started
     paths = write_trials(study, out_dir, metric) + plot_history(study, out_dir / "history.png", metric)
     paths += plot_importance(study, out_dir / "importance.png", metric)
