@@ -23,8 +23,10 @@ $(BIN)/.installed: pyproject.toml
 demo: install
 	$(BIN)/seqrec train --preset d2l --seed 0 --out runs/d2l
 
+# the suite in TEST_WORKERS processes (pytest-xdist): about 4.5 minutes on 2 cores, against 9 in one
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks scripts

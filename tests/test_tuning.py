@@ -138,7 +138,7 @@ def test_second_process_joins_a_running_study(tmp_path):
 
     def start(trials: int, out: str) -> subprocess.Popen:
         args = ["--data", str(data), "--time-col", "time", "--protocol", "loo-full", "--epochs", "2", "--L", "3",
-                "--trials", str(trials), "--timeout", "120", "--storage", url, "--study", name, "--no-final",
+                "--trials", str(trials), "--timeout", "900", "--storage", url, "--study", name, "--no-final",
                 "--threads", "1", "--out", str(tmp_path / out)]
         return subprocess.Popen([sys.executable, "-m", "seqrec", "tune", *args], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
