@@ -365,7 +365,7 @@ def test_the_base_settings_are_the_first_trial_when_the_space_holds_them(preset,
     assert ("not a point of the search space (train.lr = 0.04)" in err) is not first_is_base
 
 
-def test_base_settings_whose_trial_failed_are_tried_again_and_others_are_not_repeated(tmp_path):
+def test_base_settings_failed_are_tried_again_others_not_repeated_and_copies_queued_together_run_once(tmp_path):
     base, out = run_config("caser", **SMALL), tmp_path / "out"
     tuning.tune(small_log(), base, out, tuning.TuneOptions(1, final=False))
     good = GOOD | {"train.label_smoothing": 0.0}
@@ -375,3 +375,12 @@ def test_base_settings_whose_trial_failed_are_tried_again_and_others_are_not_rep
     with_good = tuning.TuneOptions(1, final=False, enqueue=(good,))
     assert tuning.tune(small_log(), base, out, with_good).study.trials[2].params == good
     assert tuning.tune(small_log(), base, out, with_good).study.trials[3].params != good
+    other = good | {"train.lr": 3e-3}
+    study.enqueue_trial(other)
+    study.enqueue_trial(other)                    # as two processes starting together may each queue it
+    with_other = dataclasses.replace(with_good, trials=2, enqueue=(other,))
+    trials = tuning.tune(small_log(), base, out, with_other).study.trials
+    copies = [t for t in trials if t.number >= 4 and t.params == other]
+    assert [t.state for t in trials[4:6]] == [TrialState.COMPLETE, TrialState.FAIL] and len(copies) == 1
+    assert trials[5].user_attrs["error"] == "a copy of trial 4 queued by another process"
+    assert trials[6].params != other

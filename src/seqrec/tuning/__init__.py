@@ -107,11 +107,24 @@ def _best(study: optuna.Study) -> FrozenTrial | None:
         return None
 
 
-def _tried(study: optuna.Study, params: Mapping[str, Any]) -> bool:
-    """Whether a trial of `params` is queued, running or has finished with a value (one that failed, e.g. cut when
-    its process was stopped, is tried again)."""
-    return any(t.state != TrialState.FAIL and t.system_attrs.get("fixed_params", t.params) == dict(params)
-               for t in study.trials)
+def _queue(study: optuna.Study, params: Mapping[str, Any]) -> None:
+    """Queue a trial of `params` unless one is queued, running or has finished with a value (one that failed, e.g.
+    cut when its process was stopped, is tried again). Processes that start together can each queue it (the check
+    and the insert are not one transaction): of such copies the first stays, and each later one still waiting is
+    claimed (so no other process starts it, and one that has started it keeps it) and failed."""
+    def same() -> list[FrozenTrial]:
+        return [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.FAIL
+                and t.system_attrs.get("fixed_params", t.params) == dict(params)]
+
+    if not same():
+        study.enqueue_trial(dict(params))
+    first, *copies = same()
+    storage = study._storage                   # claiming a waiting trial is a storage call Optuna's API lacks
+    for copy in copies:
+        if copy.state == TrialState.WAITING and storage.set_trial_state_values(copy._trial_id, TrialState.RUNNING):
+            why = f"a copy of trial {first.number} queued by another process"
+            storage.set_trial_user_attr(copy._trial_id, "error", why)
+            storage.set_trial_state_values(copy._trial_id, TrialState.FAIL)
 
 
 def _trial_line(trial: FrozenTrial, study: optuna.Study, metric: str, count: int, options: TuneOptions,
@@ -150,8 +163,7 @@ def tune(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions
     study = open_study(base, log, out_dir, options)
     optuna.storages.fail_stale_trials(study)                   # trials of processes that died: failed, not running
     for params in options.enqueue if options.trials != 0 else ():
-        if not _tried(study, params):
-            study.enqueue_trial(dict(params))
+        _queue(study, params)
     primary = base.eval.protocols[0]
     key = metric_key(primary, base.train.early_stopping_metric, base.eval.num_sampled)
     metric = f"valid/{primary}/{key}"
