@@ -182,18 +182,27 @@ def test_tunes_under_every_protocol_with_validation_cases(protocol, key, tmp_pat
     assert f"final run (seed 0): valid {key} {result.best.value:.4f}; test " in result.summary()
 
 
-def test_each_sitting_of_a_study_is_counted_in_its_summary(tmp_path):
-    base = run_config("caser", **SMALL)
+def test_each_sitting_of_a_study_is_counted_in_every_summary_of_it(tmp_path):
+    base, out = run_config("caser", **SMALL), tmp_path / "out"
     for trials in (1, 2):                       # a second `seqrec tune` into the same folder continues the study
-        tuning.tune(small_log(), base, tmp_path / "out", tuning.TuneOptions(trials, final=False))
-    summary = json.loads((tmp_path / "out" / "tune.json").read_text())
+        tuning.tune(small_log(), base, out, tuning.TuneOptions(trials, final=False))
+    summary = json.loads((out / "tune.json").read_text())
     assert [sitting["trials"] for sitting in summary["sittings"]] == [1, 2] and summary["trials"]["complete"] == 3
     assert summary["seconds"]["search"] == summary["sittings"][1]["seconds"] > 0
+    # a process joining the study from another folder (or machine) counts them all, and a report of OUT counts it
+    joined = tuning.TuneOptions(1, final=False, storage=f"sqlite:///{out / 'study.sqlite'}")
+    tuning.tune(small_log(), base, tmp_path / "elsewhere", joined)
+    tuning.tune(small_log(), base, out, tuning.TuneOptions(0, final=False))
+    for folder in ("elsewhere", "out"):
+        sittings = json.loads((tmp_path / folder / "tune.json").read_text())["sittings"]
+        assert [sitting["trials"] for sitting in sittings] == [1, 2, 1], folder
 
 
-def test_the_report_of_a_stopped_study_runs_no_trial_and_reads_its_sittings_from_the_trials(tmp_path):
+def test_the_report_of_a_stopped_study_runs_no_trial_and_reads_its_sittings_from_the_trials(tmp_path, monkeypatch):
     base, out = run_config("caser", **SMALL), tmp_path / "out"
-    searched = trials_of(tuning.tune(small_log(), base, out, tuning.TuneOptions(2, final=False)).study)
+    with monkeypatch.context() as stopped:      # a process stopped from outside records no sitting
+        stopped.setattr(tuning, "record_sitting", lambda *args: None)
+        searched = trials_of(tuning.tune(small_log(), base, out, tuning.TuneOptions(2, final=False)).study)
     for name in ("tune.json", "best.toml", "trials.csv"):           # a process stopped from outside writes none
         (out / name).unlink()
     report = tuning.tune(small_log(), base, out, tuning.TuneOptions(0, final=False, enqueue=(GOOD,)))

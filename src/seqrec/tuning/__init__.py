@@ -15,6 +15,7 @@ tune one study at once: the storage numbers the trials, and trial n draws its ra
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import math
 import time
@@ -204,6 +205,8 @@ def tune(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions
     if interrupts.received is not None:
         echo(f"interrupted ({interrupts.received}): writing the results of the trials so far")
     searched = time.perf_counter() - started
+    if count:
+        record_sitting(study, count, searched)
     paths = write_trials(study, out_dir, metric) + plot_history(study, out_dir / "history.png", metric)
     paths += plot_importance(study, out_dir / "importance.png", metric)
     best = _best(study)
@@ -223,6 +226,16 @@ def tune(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions
     return result
 
 
+SITTING = "sitting "           # the prefix of the study attributes that record its sittings
+
+
+def record_sitting(study: optuna.Study, trials: int, seconds: float) -> None:
+    """Keep a process's sitting (trials finished here, seconds of search) in the study itself, under a key of its
+    own: processes that finish together, or on other machines, cannot overwrite each other's."""
+    started = (datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=seconds)).isoformat()
+    study.set_user_attr(f"{SITTING}{started} {WORKER}", {"trials": trials, "seconds": seconds, "started": started})
+
+
 def sittings_of(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The sittings a tune.json lists, [{'trials': N, 'seconds': S}, ...]; one written before sittings were
     recorded holds a single sitting."""
@@ -239,15 +252,21 @@ def worker_sittings(study: optuna.Study) -> list[dict[str, Any]]:
             for mine in ([t for t in done if t.user_attrs.get("worker") == worker] for worker in workers)]
 
 
+def study_sittings(study: optuna.Study, earlier: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every sitting of the study, in order: those that an earlier tune.json of it lists from before sittings were
+    kept in the study (they have no 'started'), then those the study keeps; where neither has any (its processes
+    were stopped from outside), one per process, read from its trials."""
+    before = [s for s in sittings_of(earlier) if "started" not in s] if earlier.get("study") == study.study_name else []
+    kept = [study.user_attrs[key] for key in sorted(study.user_attrs) if key.startswith(SITTING)]
+    return before + kept or worker_sittings(study)
+
+
 def write_summary(result: TuneResult, path: Path, options: TuneOptions) -> Path:
     """OUT/tune.json: the study, the best trial, the trial counts, the seconds, the final run's metrics, and the
-    sittings (trials and search seconds of each process that searched this study into OUT, in turn; a report-only
-    pass adds none, and where no earlier summary lists them they are read from the trials, one per process)."""
+    sittings (trials, search seconds and start of each process that searched this study, in turn: `study_sittings`;
+    a report-only pass adds none)."""
     best, final = result.best, result.final
     earlier = json.loads(path.read_text()) if path.is_file() else {}
-    sittings = (sittings_of(earlier) if earlier.get("study") == result.study.study_name
-                else worker_sittings(result.study) if result.trials_here == 0 else [])
-    here = [{"trials": result.trials_here, "seconds": result.search_seconds}] if result.trials_here else []
     summary = {"study": result.study.study_name, "storage": redacted(options.storage) if options.storage else None,
                "metric": result.metric, "seed": result.best_config.seed,
                "best": {"number": best.number, "value": best.value, "params": best.params,
@@ -256,7 +275,7 @@ def write_summary(result: TuneResult, path: Path, options: TuneOptions) -> Path:
                                                          for s in TrialState},
                "seconds": {"search": result.search_seconds, "final": result.final_seconds},
                "final": None if final is None else {"test": final.metrics, "validation": final.validation},
-               "sittings": [*sittings, *here]}
+               "sittings": study_sittings(result.study, earlier)}
     return write_text(path, json.dumps(summary, indent=2))
 
 
