@@ -393,3 +393,16 @@ def test_base_settings_failed_are_tried_again_others_not_repeated_and_copies_que
     assert [t.state for t in trials[4:6]] == [TrialState.COMPLETE, TrialState.FAIL] and len(copies) == 1
     assert trials[5].user_attrs["error"] == "a copy of trial 4 queued by another process"
     assert trials[6].params != other
+
+
+def test_a_drawn_trial_that_repeats_an_earlier_one_as_printed_is_not_run(tmp_path):
+    """A preset copied from a trial line (4 significant digits) is drawn again by that trial number of any later
+    search with the same seed: that trial fails at once, naming the trial it repeats, and the search goes on."""
+    base = run_config("caser", **SMALL)
+    drawn = tuning.tune(small_log(), base, tmp_path / "first", tuning.TuneOptions(2, final=False)).study.trials[1]
+    preset = {k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in drawn.params.items()}
+    options = tuning.TuneOptions(3, final=False, enqueue=(preset,))
+    first, again, after = tuning.tune(small_log(), base, tmp_path / "second", options).study.trials
+    assert (first.state, first.params) == (TrialState.COMPLETE, preset)
+    assert again.state == TrialState.FAIL and again.user_attrs["error"].startswith("repeats trial 0 ")
+    assert after.state == TrialState.COMPLETE and after.params != drawn.params

@@ -128,6 +128,18 @@ def _queue(study: optuna.Study, params: Mapping[str, Any]) -> None:
             storage.set_trial_state_values(copy._trial_id, TrialState.FAIL)
 
 
+def _repeated(study: optuna.Study, trial: Trial) -> FrozenTrial | None:
+    """The earlier trial, queued, running or finished with a value, whose drawn settings equal `trial`'s as the trial
+    lines print them (floats to 4 significant digits). Trial n's first draws depend on (seed, n) alone, so a preset
+    copied from such a line is drawn again by that trial number of any later search with the same seed."""
+    def printed(params: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: f"{v:.4g}" if isinstance(v, float) else v for k, v in params.items()}
+
+    drawn = printed(trial.params)
+    return next((t for t in study.get_trials(deepcopy=False) if t.number != trial.number and t.state != TrialState.FAIL
+                 and printed(t.params or t.system_attrs.get("fixed_params", {})) == drawn), None)
+
+
 def _trial_line(trial: FrozenTrial, study: optuna.Study, metric: str, count: int, options: TuneOptions,
                 elapsed: float) -> str:
     """'trial 7 [3 of 20 here, 2m 5s of 30m 0s]: valid/loo-full/ndcg@10 0.1432 (epoch 6); best ...; 4.1 s; ...'."""
@@ -181,7 +193,10 @@ def tune(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions
                 raise optuna.TrialPruned(f"pruned at epoch {epoch}")
 
         try:
-            cfg = with_settings(base, suggest(trial, space, base), f"trial {trial.number}")
+            settings = suggest(trial, space, base)
+            if (earlier := _repeated(study, trial)) is not None:
+                raise SeqrecError(f"repeats trial {earlier.number} (same settings to 4 significant digits): not run")
+            cfg = with_settings(base, settings, f"trial {trial.number}")
             with interrupts.training():
                 result = train(log, cfg, progress, search=report)
         except SeqrecError as err:                  # bad combination, divergence: this trial fails, the search goes on

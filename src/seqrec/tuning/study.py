@@ -73,7 +73,6 @@ class TrialSeededTPE(optuna.samplers.BaseSampler):
     def __init__(self, seed: int) -> None:
         self.seed = seed
         self._current: tuple[int, optuna.samplers.TPESampler] | None = None
-        self.asked: list[int] = []          # numbers of the trials this process started
 
     def _tpe(self, trial: FrozenTrial) -> optuna.samplers.TPESampler:
         if self._current is None or self._current[0] != trial.number:
@@ -93,7 +92,6 @@ class TrialSeededTPE(optuna.samplers.BaseSampler):
         return self._tpe(trial).sample_independent(study, trial, param_name, param_distribution)
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self.asked.append(trial.number)
         self._tpe(trial).before_trial(study, trial)
 
     def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
