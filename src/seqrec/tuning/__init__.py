@@ -41,6 +41,7 @@ from seqrec.tuning.outputs import (
     params_text,
     plot_history,
     plot_importance,
+    printed,
     to_toml,
     trial_rows,
     write_text,
@@ -132,9 +133,6 @@ def _repeated(study: optuna.Study, trial: Trial) -> FrozenTrial | None:
     """The earlier trial, queued, running or finished with a value, whose drawn settings equal `trial`'s as the trial
     lines print them (floats to 4 significant digits). Trial n's first draws depend on (seed, n) alone, so a preset
     copied from such a line is drawn again by that trial number of any later search with the same seed."""
-    def printed(params: Mapping[str, Any]) -> dict[str, Any]:
-        return {k: f"{v:.4g}" if isinstance(v, float) else v for k, v in params.items()}
-
     drawn = printed(trial.params)
     return next((t for t in study.get_trials(deepcopy=False) if t.number != trial.number and t.state != TrialState.FAIL
                  and printed(t.params or t.system_attrs.get("fixed_params", {})) == drawn), None)

@@ -29,8 +29,13 @@ def duration(seconds: float) -> str:
     return f"{minutes}m {rest}s" if minutes < 60 else f"{minutes // 60}h {minutes % 60}m"
 
 
+def printed(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings as the trial lines print them: floats to 4 significant digits."""
+    return {k: f"{v:.4g}" if isinstance(v, float) else v for k, v in params.items()}
+
+
 def params_text(trial: FrozenTrial) -> str:
-    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
+    return " ".join(f"{k}={v}" for k, v in printed(trial.params).items())
 
 
 def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
