@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -212,6 +213,32 @@ def test_the_report_of_a_stopped_study_runs_no_trial_and_reads_its_sittings_from
     assert summary["best"]["number"] == report.best.number and (out / "best.toml").is_file()
     tuning.tune(small_log(), base, out, tuning.TuneOptions(0, final=False))         # another report adds no sitting
     assert json.loads((out / "tune.json").read_text())["sittings"] == summary["sittings"]
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")           # ask() outside optimize, as a killed process
+def test_the_trials_table_says_why_a_trial_failed_and_gives_no_seconds_where_its_end_is_unknown(tmp_path, monkeypatch):
+    base, out = run_config("caser", **SMALL), tmp_path / "out"
+    study = tuning.tune(small_log(), base, out, tuning.TuneOptions(1, final=False)).study
+
+    def killed(*args, **kwargs):                # SIGTERM while the trial trains: this process cuts it
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)
+
+    with monkeypatch.context() as cut:
+        cut.setattr(tuning, "train", killed)
+        tuning.tune(small_log(), base, out, tuning.TuneOptions(1, final=False))
+    # a trial whose process was killed (no word, no end): its last heartbeat is an hour old
+    storage = optuna.storages.RDBStorage(f"sqlite:///{out / 'study.sqlite'}", heartbeat_interval=60)
+    dead = optuna.load_study(study_name=study.study_name, storage=storage).ask()
+    storage.record_heartbeat(dead._trial_id)
+    with sqlite3.connect(out / "study.sqlite") as db:
+        db.execute("UPDATE trial_heartbeats SET heartbeat = datetime(heartbeat, '-1 hour')")
+    tuning.tune(small_log(), base, out, tuning.TuneOptions(0, final=False))          # a later process reports
+    rows = {row["number"]: row for row in pl.read_csv(out / "trials.csv").iter_rows(named=True)}
+    assert [rows[n]["state"] for n in (0, 1, dead.number)] == ["complete", "fail", "fail"]
+    assert rows[1]["error"] == "cut by SIGTERM" and 0 < rows[1]["seconds"] < 30
+    assert rows[dead.number]["error"] == tuning.outputs.UNSEEN_END and rows[dead.number]["seconds"] is None
+    assert rows[0]["error"] is None and rows[0]["seconds"] > 0
 
 
 def test_a_study_started_before_a_setting_existed_is_joined_with_that_settings_default(tmp_path):

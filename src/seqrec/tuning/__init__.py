@@ -200,6 +200,9 @@ def tune(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions
         except SeqrecError as err:                  # bad combination, divergence: this trial fails, the search goes on
             trial.set_user_attr("error", str(err))
             raise
+        except KeyboardInterrupt:                   # a signal cut it (a second one now only stops the study)
+            trial.set_user_attr("error", f"cut by {interrupts.received or 'KeyboardInterrupt'}")
+            raise
         trial.set_user_attr("best_epoch", result.best_epoch)
         return result.validation[primary][key]
 

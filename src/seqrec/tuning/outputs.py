@@ -38,12 +38,23 @@ def params_text(trial: FrozenTrial) -> str:
     return " ".join(f"{k}={v}" for k, v in printed(trial.params).items())
 
 
+# a failed trial with no error of its own: its process stopped while it ran, killed (then a later process failed it
+# for want of a heartbeat) or cut before seqrec recorded why, so when it really ended is not known
+UNSEEN_END = "its process stopped while it ran, with no word of why; when is not known"
+
+
 def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
-    """One row per trial of the study: number, state, value, best epoch, seconds, worker, then the parameters."""
+    """One row per trial of the study: number, state, value, best epoch, seconds (blank when its end is unknown),
+    worker, the parameters, then why it failed."""
+    def unseen(t: FrozenTrial) -> bool:
+        return t.state == TrialState.FAIL and "error" not in t.user_attrs
+
     names = list(dict.fromkeys(name for t in study.trials for name in t.params))
     return [{"number": t.number, "state": t.state.name.lower(), "value": t.value, "best_epoch":
-             t.user_attrs.get("best_epoch", t.last_step), "seconds": t.duration.total_seconds() if t.duration else None,
-             "worker": t.user_attrs.get("worker")} | {n: t.params.get(n) for n in names} for t in study.trials]
+             t.user_attrs.get("best_epoch", t.last_step),
+             "seconds": t.duration.total_seconds() if t.duration and not unseen(t) else None,
+             "worker": t.user_attrs.get("worker")} | {n: t.params.get(n) for n in names}
+            | {"error": UNSEEN_END if unseen(t) else t.user_attrs.get("error")} for t in study.trials]
 
 
 def _cell(value: Any) -> str:
