@@ -38,6 +38,7 @@ from seqrec.settings import with_settings
 from seqrec.tuning.interrupts import SearchInterrupts
 from seqrec.tuning.outputs import (
     duration,
+    failure,
     params_text,
     plot_history,
     plot_importance,
@@ -150,7 +151,7 @@ def _trial_line(trial: FrozenTrial, study: optuna.Study, metric: str, count: int
         step = trial.last_step
         outcome = f"pruned at epoch {step} ({metric} {trial.intermediate_values.get(step, math.nan):.4f})"
     else:
-        outcome = f"failed: {trial.user_attrs.get('error', 'no finite value')}"
+        outcome = f"failed: {failure(trial)}"
     best = _best(study)
     best_text = f"; best {best.value:.4f} (trial {best.number})" if best is not None else ""
     seconds = trial.duration.total_seconds() if trial.duration is not None else math.nan
@@ -197,6 +198,9 @@ def tune(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions
             cfg = with_settings(base, settings, f"trial {trial.number}")
             with interrupts.training():
                 result = train(log, cfg, progress, search=report)
+            value = result.validation[primary][key]
+            if not math.isfinite(value):
+                raise SeqrecError(f"{metric} is {value}: no finite value")
         except SeqrecError as err:                  # bad combination, divergence: this trial fails, the search goes on
             trial.set_user_attr("error", str(err))
             raise
@@ -204,7 +208,7 @@ def tune(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions
             trial.set_user_attr("error", f"cut by {interrupts.received or 'KeyboardInterrupt'}")
             raise
         trial.set_user_attr("best_epoch", result.best_epoch)
-        return result.validation[primary][key]
+        return value
 
     started, count = time.perf_counter(), 0
 

@@ -43,6 +43,11 @@ def params_text(trial: FrozenTrial) -> str:
 UNSEEN_END = "its process stopped while it ran, with no word of why; when is not known"
 
 
+def failure(trial: FrozenTrial) -> str:
+    """Why a failed trial failed: the error it recorded, else UNSEEN_END."""
+    return trial.user_attrs.get("error", UNSEEN_END)
+
+
 def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
     """One row per trial of the study: number, state, value, best epoch, seconds (blank when its end is unknown),
     worker, the parameters, then why it failed."""
@@ -54,7 +59,7 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
              t.user_attrs.get("best_epoch", t.last_step),
              "seconds": t.duration.total_seconds() if t.duration and not unseen(t) else None,
              "worker": t.user_attrs.get("worker")} | {n: t.params.get(n) for n in names}
-            | {"error": UNSEEN_END if unseen(t) else t.user_attrs.get("error")} for t in study.trials]
+            | {"error": failure(t) if t.state == TrialState.FAIL else None} for t in study.trials]
 
 
 def _cell(value: Any) -> str:
