@@ -5,7 +5,8 @@
         [--seeds 0,1,2] [--out docs/results/datasets] [--no-readme] [--finished-only]
 
 Per dataset: `seqrec tune` searches each --tune model's space on the validation cases only (seed 0; the preset
-is the first trial, so a search never ends below it), then every preset of --models and every tuned setting
+is the first trial, so a search never ends below it, and when the preset's seed-0 run has finished that run is
+read as the trial instead of training it again), then every preset of --models and every tuned setting
 that differs from its preset (to 4 significant digits, as presets keep a search's best; labelled
 MODEL:tuned-here) trains with every seed and is tested once. Finished searches
 (OUT/DATASET/tune/LABEL/best.toml) and finished runs (a run folder's metrics.json, else the record
@@ -31,7 +32,7 @@ from seqrec import api, experiments
 from seqrec.config import RunConfig
 from seqrec.data.interactions import Interactions
 from seqrec.settings import resolve_run_config
-from seqrec.tuning import TuneOptions, base_trial, search_space, sittings_of, tune
+from seqrec.tuning import TuneOptions, base_trial, search_base, search_space, sittings_of, tune
 from seqrec.tuning.outputs import duration
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,18 +51,21 @@ def runs_finished(out_dir: Path, label: str, config: RunConfig, seeds: list[int]
     return all(experiments.recorded_run(out_dir, label, dataclasses.replace(config, seed=seed)) for seed in seeds)
 
 
-def tuned_config(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions) -> tuple[RunConfig, str]:
-    """The best settings a search on the validation cases found (read back when OUT holds a finished search),
-    and what the search did: trials, time, best validation value."""
+def tuned_config(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions,
+                 from_runs: tuple[Path, ...] = ()) -> tuple[RunConfig, str]:
+    """The best settings a search on the validation cases found (read back when OUT holds a finished search; else
+    searched, reading `from_runs` as trials), and what the search did: trials, time, best validation value."""
     if not search_finished(out_dir):
         own, outside = base_trial(base, search_space(base.model))
-        result = tune(log, base, out_dir, dataclasses.replace(options, enqueue=() if outside else (own,)))
+        result = tune(log, base, out_dir, dataclasses.replace(options, enqueue=() if outside else (own,),
+                                                              from_runs=from_runs))
         print(result.summary(), flush=True)
     summary = json.loads((out_dir / "tune.json").read_text())
     sittings = sittings_of(summary)
-    trials = sum(sitting["trials"] for sitting in sittings)
+    trials, read = sum(sitting["trials"] for sitting in sittings), sum("run" in sitting for sitting in sittings)
+    read_text = f", {read} of them read from {'a finished run' if read == 1 else 'finished runs'}" if read else ""
     search = (f"{trials} trial{'s' * (trials != 1)} in {duration(sum(sitting['seconds'] for sitting in sittings))}"
-              f"{f' ({len(sittings)} sittings)' if len(sittings) > 1 else ''}, best "
+              f"{f' ({len(sittings)} sittings)' if len(sittings) > 1 else ''}{read_text}, best "
               f"{summary['metric']} {summary['best']['value']:.4f}")
     return resolve_run_config(None, out_dir / "best.toml"), search
 
@@ -89,7 +93,10 @@ def benchmark(dataset: str, args: argparse.Namespace) -> str:
         if args.finished_only and not search_finished(search_dir):
             missing.append(f"{label}'s search")
             continue
-        config, search = tuned_config(log, base, search_dir, options)
+        preset_run = experiments.run_folder(out_dir, label, base.seed)
+        reusable = label in configs and experiments.finished_record(preset_run, search_base(base), label)
+        from_runs = (preset_run,) if reusable else ()
+        config, search = tuned_config(log, base, search_dir, options, from_runs)
         if label in configs and as_written(dataclasses.replace(configs[label], seed=config.seed)) == as_written(config):
             search += "; its best is the preset"          # its row is the preset's: nothing more to train
         else:

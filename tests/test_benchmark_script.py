@@ -49,3 +49,12 @@ def test_benchmark_tunes_runs_resumes_without_training_again_and_publishes_what_
     assert "seed 1:" not in partial and "Not finished yet, so not shown: markov." in partial
     shown = (dataset / "compare.md").read_text()
     assert "| markov |" not in shown and "| bprmf |" in shown and "| markov:tuned-here |" in shown
+
+
+def test_a_search_reads_the_finished_seed_0_run_of_its_preset_as_its_first_trial(tmp_path):
+    run_benchmark(tmp_path, "--tune", "")                       # the presets' runs, no search
+    searched = run_benchmark(tmp_path, "--tune", "bprmf")
+    run = tmp_path / "synthetic-sessions-loo-full" / "runs" / "bprmf" / "seed-0"
+    assert f"trial 0: read from the finished run {run}: valid/loo-full/ndcg@10 0." in searched
+    assert "trial 1 [1 of 1 here" in searched and "bprmf (2 trials in " in searched
+    assert "(2 sittings), 1 of them read from a finished run, best valid" in searched

@@ -121,6 +121,40 @@ def test_best_toml_reproduces_the_best_trial(clean_search, tmp_path):
     assert report["validation"]["loo-full"]["ndcg@10"] == pytest.approx(result.best.value, rel=1e-9, abs=1e-12)
 
 
+def test_a_finished_run_of_a_point_of_the_space_is_read_as_its_trial_not_trained_again(clean_search, tmp_path):
+    out, clean = clean_search
+    torch.set_num_threads(1)
+    base = file_config(clean.best_config.data.path)
+    log, lines = load_dataset(base.data), []
+    read = tuning.TuneOptions(trials=0, final=False, from_runs=(out / "best",))   # best/: the best settings' run
+    result = tuning.tune(log, base, tmp_path / "read", read, echo=lines.append)
+    (trial,) = result.study.trials
+    assert result.trials_here == 0 and trial.state == TrialState.COMPLETE and trial.params == clean.best.params
+    assert trial.value == pytest.approx(clean.best.value, rel=1e-9, abs=1e-12)
+    assert trial.intermediate_values == pytest.approx(clean.best.intermediate_values, rel=1e-9, abs=1e-12)
+    run = json.loads((out / "best" / "metrics.json").read_text())
+    assert trial.duration.total_seconds() == pytest.approx(run["timings"]["train_seconds"], abs=1e-3)
+    assert trial.user_attrs == {"best_epoch": run["best_epoch"], "worker": f"run {out / 'best'}"}
+    assert lines == [f"trial 0: read from the finished run {out / 'best'}: valid/loo-full/ndcg@10 {trial.value:.4f}"]
+    sittings = json.loads((tmp_path / "read" / "tune.json").read_text())["sittings"]
+    assert sittings == [{"trials": 1, "seconds": run["timings"]["train_seconds"], "started": sittings[0]["started"],
+                         "run": str(out / "best")}]
+    # queued or read again, those settings are not trained again: the next trial is drawn (and one drawn alike,
+    # as trial n draws from (seed, n) here as in the search that found them, is not run either)
+    again = dataclasses.replace(read, trials=1, enqueue=(clean.best.params,))
+    _, drawn = tuning.tune(log, base, tmp_path / "read", again).study.trials
+    assert drawn.params != clean.best.params or drawn.user_attrs["error"].startswith("repeats trial 0 ")
+    # a run with another setting than those searched, or on other events, is no trial of this search
+    longer = with_settings(base, {"train.epochs": 3})
+    with pytest.raises(ConfigError, match="trained with train.epochs = 2, the search's base has 3"):
+        tuning.tune(log, longer, tmp_path / "longer", read)
+    other_file = write_csv(markov_log(num_users=60, num_items=30, length=12, seed=2), tmp_path / "other.csv")
+    other = file_config(other_file)
+    with pytest.raises(ConfigError, match="it trained on other events than the search"):
+        tuning.tune(load_dataset(other.data), other, tmp_path / "other", read)
+    assert not (tmp_path / "longer").exists()
+
+
 def test_pruning_stops_a_clearly_bad_trial(tmp_path):
     options = tuning.TuneOptions(trials=2, prune_after=1, prune_warmup=0, enqueue=(GOOD, BAD), final=False)
     base = run_config("caser", **(SMALL | {"train": {"epochs": 5, "batch_size": 128}}))
@@ -270,6 +304,7 @@ def test_joining_a_study_with_other_settings_is_refused(tmp_path):
     (["--params", "train.nope", "--trials", "2"], "train.nope is not in model caser's search space"),
     (["--params", "train.label_smoothing", "--trials", "2"],
      "train.label_smoothing is searched only when train.loss is one of ['softmax'], and train.loss is 'bpr' here"),
+    (["--trials", "2", "--from-run", "nowhere"], "--from-run nowhere: no metrics.json; give the folder of a finished"),
 ])
 def test_bad_inputs_are_one_line_errors_before_anything_runs(args, message, tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"                     # the data file does not exist: the error must come before reading it

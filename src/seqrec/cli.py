@@ -409,6 +409,10 @@ def tune(
     prune_warmup: Annotated[int, typer.Option(help="Epochs every trial trains before it may be pruned.")] = 1,
     base_first: Annotated[bool, typer.Option(help="Try the base settings (preset, config, flags) as the first "
                                                   "trial, so the search never ends below them.")] = True,
+    from_run: Annotated[list[Path] | None, typer.Option(help="Folder of a finished run (`seqrec train --out`) of "
+                                                             "one point of the search space, with the same seed "
+                                                             "and data: it becomes that point's trial, read, not "
+                                                             "trained again. Repeatable.")] = None,
     final: Annotated[bool, typer.Option(help="Train the best settings once more into OUT/best and evaluate "
                                              "them on the test cases (the only time test data are read).")] = True,
     out: Annotated[Path, typer.Option(help="Output folder: best.toml, trials.csv/.md, history.png, "
@@ -425,12 +429,14 @@ def tune(
     options = tuning.TuneOptions(trials, None if timeout is None else exercises.parse_duration(timeout), storage,
                                  study, tuple(p.strip() for p in (params or "").split(",") if p.strip()),
                                  tuple(k for k, v in overrides.items() if v is not None), prune, prune_after,
-                                 prune_warmup, final=final)
+                                 prune_warmup, from_runs=tuple(from_run or ()), final=final)
     if preset is None and overrides.get("model") is not None:
         preset = preset_for(overrides["model"])
     base = tuning.search_base(api.resolve_run_config(preset, config, overrides), metric)
     space = tuning.search_space(base.model, options.params, options.fixed)
     tuning.check_conditions(base, space)
+    for folder in options.from_runs:
+        tuning.read_run(folder, base, space, tuning.searched_metric(base))
     if base_first:
         own, outside = tuning.base_trial(base, space)
         if outside:

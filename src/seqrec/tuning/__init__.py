@@ -49,6 +49,7 @@ from seqrec.tuning.outputs import (
     write_toml,
     write_trials,
 )
+from seqrec.tuning.runs import RunTrial, add_run_trials, read_run
 from seqrec.tuning.space import (
     VALIDATED_SPLITS,
     base_trial,
@@ -168,17 +169,21 @@ def tune(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions
     base = search_base(base)
     space = search_space(base.model, options.params, options.fixed)
     check_conditions(base, space)
+    metric = searched_metric(base)
+    runs = [read_run(folder, base, space, metric) for folder in options.from_runs]
     check_out(out_dir, options.final)
     out_dir.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.ERROR)       # our own line per trial replaces Optuna's log
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     study = open_study(base, log, out_dir, options)
     optuna.storages.fail_stale_trials(study)                   # trials of processes that died: failed, not running
+    for known in add_run_trials(study, log, space, runs):
+        record_sitting(study, 1, known.train_seconds, known)
+        echo(f"trial {study.trials[-1].number}: read from the finished run {known.folder}: {metric} "
+             f"{known.value:.4f}")
     for params in options.enqueue if options.trials != 0 else ():
         _queue(study, params)
-    primary = base.eval.protocols[0]
-    key = metric_key(primary, base.train.early_stopping_metric, base.eval.num_sampled)
-    metric = f"valid/{primary}/{key}"
+    _, primary, key = metric.split("/", 2)
     interrupts = SearchInterrupts(study)
 
     def objective(trial: Trial) -> float:
@@ -249,11 +254,20 @@ def tune(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions
 SITTING = "sitting "           # the prefix of the study attributes that record its sittings
 
 
-def record_sitting(study: optuna.Study, trials: int, seconds: float) -> None:
+def record_sitting(study: optuna.Study, trials: int, seconds: float, known: RunTrial | None = None) -> None:
     """Keep a process's sitting (trials finished here, seconds of search) in the study itself, under a key of its
-    own: processes that finish together, or on other machines, cannot overwrite each other's."""
-    started = (datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=seconds)).isoformat()
-    study.set_user_attr(f"{SITTING}{started} {WORKER}", {"trials": trials, "seconds": seconds, "started": started})
+    own: processes that finish together, or on other machines, cannot overwrite each other's. A finished run read
+    as a trial is a sitting of its own: one trial, its training seconds, and 'run': its folder."""
+    ended = datetime.datetime.now(datetime.UTC) if known is None else known.finished
+    started = (ended - datetime.timedelta(seconds=seconds)).isoformat()
+    study.set_user_attr(f"{SITTING}{started} {WORKER}", {"trials": trials, "seconds": seconds, "started": started}
+                        | ({} if known is None else {"run": str(known.folder)}))
+
+
+def searched_metric(base: RunConfig) -> str:
+    """'valid/PROTOCOL/METRIC': the validation value a search of `base` maximises."""
+    primary = base.eval.protocols[0]
+    return f"valid/{primary}/{metric_key(primary, base.train.early_stopping_metric, base.eval.num_sampled)}"
 
 
 def sittings_of(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -299,6 +313,7 @@ def write_summary(result: TuneResult, path: Path, options: TuneOptions) -> Path:
     return write_text(path, json.dumps(summary, indent=2))
 
 
-__all__ = ["VALIDATED_SPLITS", "TrialSeededTPE", "TuneOptions", "TuneResult", "base_trial", "check_conditions",
-           "check_out", "distribution", "duration", "open_study", "own_values", "search_base", "search_space",
-           "sittings_of", "suggest", "to_toml", "trial_rows", "tune", "unmet_conditions", "write_toml"]
+__all__ = ["VALIDATED_SPLITS", "RunTrial", "TrialSeededTPE", "TuneOptions", "TuneResult", "base_trial",
+           "check_conditions", "check_out", "distribution", "duration", "open_study", "own_values", "read_run",
+           "search_base", "search_space", "searched_metric", "sittings_of", "suggest", "to_toml", "trial_rows", "tune",
+           "unmet_conditions", "write_toml"]

@@ -38,6 +38,8 @@ class TuneOptions:
     keep the base's value). prune: Optuna's MedianPruner on the per-epoch validation values, once `prune_after`
     trials have finished, from epoch prune_warmup + 1 on.
     enqueue: settings ({dotted setting: value}) tried first, e.g. a known good configuration.
+    from_runs: folders of finished runs of points of the space (seqrec.tuning.runs): each is its point's trial,
+    read, not trained again.
     final: train the best settings once more into OUT/best, the one evaluation of the test cases.
     """
 
@@ -51,6 +53,7 @@ class TuneOptions:
     prune_after: int = 5
     prune_warmup: int = 1
     enqueue: tuple[Mapping[str, Any], ...] = ()
+    from_runs: tuple[Path, ...] = ()
     final: bool = True
 
     def __post_init__(self) -> None:
