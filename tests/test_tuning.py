@@ -152,7 +152,12 @@ def test_a_finished_run_of_a_point_of_the_space_is_read_as_its_trial_not_trained
     other = file_config(other_file)
     with pytest.raises(ConfigError, match="it trained on other events than the search"):
         tuning.tune(load_dataset(other.data), other, tmp_path / "other", read)
-    assert not (tmp_path / "longer").exists()
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "metrics.json").write_text('{"config": ')
+    with pytest.raises(ConfigError, match="is no metrics.json of `seqrec train` \\(JSONDecodeError: Expecting value"):
+        tuning.tune(log, base, tmp_path / "broken-out", dataclasses.replace(read, from_runs=(broken,)))
+    assert not (tmp_path / "longer").exists() and not (tmp_path / "broken-out").exists()
 
 
 def test_pruning_stops_a_clearly_bad_trial(tmp_path):

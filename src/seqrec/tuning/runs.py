@@ -48,11 +48,13 @@ def read_run(folder: Path, base: RunConfig, space: Mapping[str, BaseDistribution
     path = folder / METRICS_FILE
     if not path.is_file():
         raise ConfigError(f"{where}: no {METRICS_FILE}; give the folder of a finished run")
-    saved = json.loads(path.read_text())
     try:
+        saved = json.loads(path.read_text())
         config = build_run_config(saved["config"], f"{path} config")
-    except KeyError:
-        raise ConfigError(f"{where}: {path} holds no config; it was not written by `seqrec train`") from None
+        train_seconds, checksum = float(saved["timings"]["train_seconds"]), str(saved["dataset"]["sha256"])
+    except (ValueError, KeyError, TypeError) as err:     # JSONDecodeError is a ValueError
+        raise ConfigError(f"{where}: {path} is no metrics.json of `seqrec train` ({type(err).__name__}: "
+                          f"{err})") from None
     values, outside = base_trial(config, space)
     if outside:
         raise ConfigError(f"{where}: its {outside[0]} is no point of the search space")
@@ -72,9 +74,9 @@ def read_run(folder: Path, base: RunConfig, space: Mapping[str, BaseDistribution
     per_epoch = {int(r["epoch"]): float(r[metric]) for r in saved.get("history", [])
                  if metric in r and math.isfinite(r[metric])}
     return RunTrial(folder, {k: v for k, v in values.items() if k not in skipped}, float(value), per_epoch,
-                    saved.get("best_epoch"), float(saved["timings"]["train_seconds"]),
+                    saved.get("best_epoch"), train_seconds,
                     datetime.datetime.fromtimestamp(path.stat().st_mtime, datetime.UTC),
-                    events_read_as(saved["dataset"]["sha256"], saved["dataset"].get("source") or {}))
+                    events_read_as(checksum, saved["dataset"].get("source") or {}))
 
 
 def events_read_as(checksum: str, source: Mapping[str, Any]) -> str:
