@@ -409,7 +409,8 @@ def tune(
     prune_warmup: Annotated[int, typer.Option(help="Epochs every trial trains before it may be pruned.")] = 1,
     base_first: Annotated[bool, typer.Option(help="Try the base settings (preset, config, flags) as the first "
                                                   "trial, so the search never ends below them.")] = True,
-    from_run: Annotated[list[Path] | None, typer.Option(help="Folder of a finished run (`seqrec train --out`) of "
+    from_run: Annotated[list[Path] | None, typer.Option(metavar="DIR",
+                                                        help="Folder of a finished run (`seqrec train --out`) of "
                                                              "one point of the search space, with the same seed "
                                                              "and data: it becomes that point's trial, read, not "
                                                              "trained again. Repeatable.")] = None,
