@@ -139,6 +139,15 @@ def test_a_finished_run_of_a_point_of_the_space_is_read_as_its_trial_not_trained
     sittings = json.loads((tmp_path / "read" / "tune.json").read_text())["sittings"]
     assert sittings == [{"trials": 1, "seconds": run["timings"]["train_seconds"], "started": sittings[0]["started"],
                          "run": str(out / "best")}]
+    # several runs: one trial each, numbered in turn
+    other_lr = tmp_path / "other-lr"
+    other_lr.mkdir()
+    run["config"]["train"]["lr"], run["validation"]["loo-full"]["ndcg@10"] = 5e-3, 0.5      # as another lr's run
+    (other_lr / "metrics.json").write_text(json.dumps(run))
+    both, lines = dataclasses.replace(read, from_runs=(out / "best", other_lr)), []
+    two = tuning.tune(log, base, tmp_path / "two", both, echo=lines.append)
+    assert [line.partition(":")[0] for line in lines] == ["trial 0", "trial 1"] and lines[1].endswith("ndcg@10 0.5000")
+    assert two.best.number == 1 and two.best.params == clean.best.params | {"train.lr": 5e-3}
     # queued or read again, those settings are not trained again: the next trial is drawn (and one drawn alike,
     # as trial n draws from (seed, n) here as in the search that found them, is not run either)
     again = dataclasses.replace(read, trials=1, enqueue=(clean.best.params,))

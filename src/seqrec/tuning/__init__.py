@@ -177,10 +177,9 @@ def tune(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     study = open_study(base, log, out_dir, options)
     optuna.storages.fail_stale_trials(study)                   # trials of processes that died: failed, not running
-    for known in add_run_trials(study, log, space, runs):
+    for known, number in add_run_trials(study, log, space, runs):
         record_sitting(study, 1, known.train_seconds, known)
-        echo(f"trial {study.trials[-1].number}: read from the finished run {known.folder}: {metric} "
-             f"{known.value:.4f}")
+        echo(f"trial {number}: read from the finished run {known.folder}: {metric} {known.value:.4f}")
     for params in options.enqueue if options.trials != 0 else ():
         _queue(study, params)
     _, primary, key = metric.split("/", 2)

@@ -85,10 +85,10 @@ def events_read_as(checksum: str, source: Mapping[str, Any]) -> str:
 
 
 def add_run_trials(study: optuna.Study, log: Interactions, space: Mapping[str, BaseDistribution],
-                   runs: Sequence[RunTrial]) -> list[RunTrial]:
+                   runs: Sequence[RunTrial]) -> list[tuple[RunTrial, int]]:
     """Add each run as a finished trial of `study`, unless a trial of its settings is there already (queued,
     running, or finished with a value): its seconds are the run's training, its worker 'run FOLDER'. A run on
-    other events than `log`'s is a ConfigError. Returns the runs added."""
+    other events than `log`'s is a ConfigError. Returns the runs added, each with its trial's number."""
     added = []
     for run in runs:
         if run.events != (ours := events_read_as(log.checksum, log.source)):
@@ -97,11 +97,12 @@ def add_run_trials(study: optuna.Study, log: Interactions, space: Mapping[str, B
         if any(t.state != TrialState.FAIL and t.system_attrs.get("fixed_params", t.params) == run.params
                for t in study.get_trials(deepcopy=False)):
             continue
-        started = run.finished - datetime.timedelta(seconds=run.train_seconds)
+        started, worker = run.finished - datetime.timedelta(seconds=run.train_seconds), f"run {run.folder}"
         study.add_trial(FrozenTrial(
             number=-1, trial_id=-1, state=TrialState.COMPLETE, value=run.value, values=None,
             datetime_start=started, datetime_complete=run.finished, params=run.params,
             distributions={name: space[name] for name in run.params}, intermediate_values=run.per_epoch,
-            user_attrs={"best_epoch": run.best_epoch, "worker": f"run {run.folder}"}, system_attrs={}))
-        added.append(run)
+            user_attrs={"best_epoch": run.best_epoch, "worker": worker}, system_attrs={}))
+        added.append((run, max(t.number for t in study.get_trials(deepcopy=False)
+                               if t.user_attrs.get("worker") == worker and t.params == run.params)))
     return added
