@@ -61,7 +61,7 @@ from seqrec.tuning.space import (
     suggest,
     unmet_conditions,
 )
-from seqrec.tuning.study import WORKER, TrialSeededTPE, TuneOptions, open_study, redacted
+from seqrec.tuning.study import WORKER, TrialSeededTPE, TuneOptions, open_study, redacted, trials_of_settings
 
 
 def check_out(out_dir: Path, final: bool) -> None:
@@ -116,13 +116,9 @@ def _queue(study: optuna.Study, params: Mapping[str, Any]) -> None:
     cut when its process was stopped, is tried again). Processes that start together can each queue it (the check
     and the insert are not one transaction): of such copies the first stays, and each later one still waiting is
     claimed (so no other process starts it, and one that has started it keeps it) and failed."""
-    def same() -> list[FrozenTrial]:
-        return [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.FAIL
-                and t.system_attrs.get("fixed_params", t.params) == dict(params)]
-
-    if not same():
+    if not trials_of_settings(study, params):
         study.enqueue_trial(dict(params))
-    first, *copies = same()
+    first, *copies = trials_of_settings(study, params)
     storage = study._storage                   # claiming a waiting trial is a storage call Optuna's API lacks
     for copy in copies:
         if copy.state == TrialState.WAITING and storage.set_trial_state_values(copy._trial_id, TrialState.RUNNING):

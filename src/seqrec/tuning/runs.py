@@ -22,7 +22,7 @@ from seqrec.errors import ConfigError
 from seqrec.runs import METRICS_FILE
 from seqrec.settings import build_run_config, with_settings
 from seqrec.tuning.space import base_trial, flat_settings, unmet_conditions
-from seqrec.tuning.study import MACHINE_SETTINGS
+from seqrec.tuning.study import MACHINE_SETTINGS, trials_of_settings
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def read_run(folder: Path, base: RunConfig, space: Mapping[str, BaseDistribution
                           f"{ours.get(differs)!r}; only the searched settings may differ")
     _, protocol, key = metric.split("/", 2)
     value = saved.get("validation", {}).get(protocol, {}).get(key)
-    if value is None or not math.isfinite(value):
+    if not isinstance(value, int | float) or not math.isfinite(value):
         raise ConfigError(f"{where}: it holds no finite validation {protocol} {key} ({value}); the search "
                           f"maximises {metric}")
     per_epoch = {int(r["epoch"]): float(r[metric]) for r in saved.get("history", [])
@@ -94,8 +94,7 @@ def add_run_trials(study: optuna.Study, log: Interactions, space: Mapping[str, B
         if run.events != (ours := events_read_as(log.checksum, log.source)):
             raise ConfigError(f"--from-run {run.folder}: it trained on other events than the search: {run.events} "
                               f"against {ours}")
-        if any(t.state != TrialState.FAIL and t.system_attrs.get("fixed_params", t.params) == run.params
-               for t in study.get_trials(deepcopy=False)):
+        if trials_of_settings(study, run.params):
             continue
         started, worker = run.finished - datetime.timedelta(seconds=run.train_seconds), f"run {run.folder}"
         study.add_trial(FrozenTrial(

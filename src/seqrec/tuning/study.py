@@ -102,6 +102,12 @@ class TrialSeededTPE(optuna.samplers.BaseSampler):
         self._tpe(trial).after_trial(study, trial, state, values)
 
 
+def trials_of_settings(study: optuna.Study, params: Mapping[str, Any]) -> list[FrozenTrial]:
+    """The trials of `params` (queued with them, or drawn) that are queued, running or finished with a value."""
+    return [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.FAIL
+            and t.system_attrs.get("fixed_params", t.params) == dict(params)]
+
+
 def _identity(base: RunConfig, log: Interactions) -> dict[str, Any]:
     """What every process of one study must share: the settings (less machine-local ones) and the events."""
     digest = hashlib.sha256()
