@@ -481,3 +481,19 @@ def test_a_drawn_trial_that_repeats_an_earlier_one_as_printed_is_not_run(tmp_pat
     assert (first.state, first.params) == (TrialState.COMPLETE, preset)
     assert again.state == TrialState.FAIL and again.user_attrs["error"].startswith("repeats trial 0 ")
     assert after.state == TrialState.COMPLETE and after.params != drawn.params
+
+
+def test_importances_cover_only_the_settings_that_changed_between_finished_trials():
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    from optuna.trial import create_trial
+
+    from seqrec.tuning.outputs import param_importances
+
+    study = optuna.create_study(direction="maximize")
+    space = {"lr": FloatDistribution(1e-4, 1e-2), "tied": CategoricalDistribution((False, True)),
+             "dropout": FloatDistribution(0.0, 0.7)}
+    assert param_importances(study) == {}
+    for tied, value in ((False, 0.0372), (True, 0.0515)):          # two runs that differ in one setting
+        study.add_trial(create_trial(params={"lr": 1e-3, "tied": tied, "dropout": 0.5}, distributions=space,
+                                     value=value))
+    assert param_importances(study) == {"tied": pytest.approx(1.0)}

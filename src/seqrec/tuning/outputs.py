@@ -125,15 +125,28 @@ def plot_history(study: optuna.Study, path: Path, metric: str) -> list[Path]:
     return _figure(path, draw)
 
 
-def plot_importance(study: optuna.Study, path: Path, metric: str) -> list[Path]:
-    """Parameter importances (Optuna's PED-ANOVA, which needs no scikit-learn) as bars; nothing before two
-    trials have finished."""
-    if sum(t.state == TrialState.COMPLETE for t in study.trials) < 2:
-        return []
+def param_importances(study: optuna.Study) -> dict[str, float]:
+    """Optuna's PED-ANOVA importance (it needs no scikit-learn) of each setting that every finished trial drew
+    and that took more than one value among them (a setting that never changed explains nothing, yet PED-ANOVA
+    gives it a share when there are few trials); empty before two trials have finished."""
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    if len(complete) < 2:
+        return {}
+    varied = [name for name in complete[0].params if all(name in t.params for t in complete)
+              and len({repr(t.params[name]) for t in complete}) > 1]
+    if not varied:
+        return {}
     with warnings.catch_warnings():               # "too few trials": the title says how many there were
         warnings.simplefilter("ignore")
-        importances = optuna.importance.get_param_importances(
-            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+        return optuna.importance.get_param_importances(
+            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), params=varied)
+
+
+def plot_importance(study: optuna.Study, path: Path, metric: str) -> list[Path]:
+    """param_importances as bars; nothing when there are none."""
+    importances = param_importances(study)
+    if not importances:
+        return []
     names = list(importances)[::-1]
 
     def draw(ax: Any) -> None:
