@@ -130,9 +130,7 @@ def param_importances(study: optuna.Study) -> dict[str, float]:
     and that took more than one value among them (a setting that never changed explains nothing, yet PED-ANOVA
     gives it a share when there are few trials); empty before two trials have finished."""
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
-    if len(complete) < 2:
-        return {}
-    varied = [name for name in complete[0].params if all(name in t.params for t in complete)
+    varied = [name for name in (complete[0].params if complete else ()) if all(name in t.params for t in complete)
               and len({repr(t.params[name]) for t in complete}) > 1]
     if not varied:
         return {}
