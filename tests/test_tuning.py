@@ -264,6 +264,35 @@ def test_the_report_of_a_stopped_study_runs_no_trial_and_reads_its_sittings_from
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")           # ask() outside optimize, as a killed process
+def test_a_summary_counts_every_process_of_the_study_and_the_time_of_a_cut_trial(clean_search, tmp_path, monkeypatch):
+    out, clean = clean_search
+    torch.set_num_threads(1)
+    base = file_config(clean.best_config.data.path)
+    log, study_dir, record = load_dataset(base.data), tmp_path / "study", tuning.record_sitting
+    with monkeypatch.context() as stopped:      # reads a run, draws a trial, is stopped from outside before its
+        stopped.setattr(tuning, "WORKER", "stopped:1")                  # own sitting is recorded
+        stopped.setattr(tuning, "record_sitting", lambda study, trials, seconds, known=None:
+                        known is not None and record(study, trials, seconds, known))
+        tuning.tune(log, base, study_dir, tuning.TuneOptions(1, final=False, from_runs=(out / "best",)))
+
+    def killed(*args, **kwargs):                # SIGTERM while the trial trains: this process cuts it
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)
+
+    with monkeypatch.context() as cut:          # a process whose only trial is cut: a sitting of no trial
+        cut.setattr(tuning, "WORKER", "cut:2")
+        cut.setattr(tuning, "train", killed)
+        tuning.tune(log, base, study_dir, tuning.TuneOptions(1, final=False, enqueue=(GOOD,)))
+    report = tuning.tune(log, base, study_dir, tuning.TuneOptions(0, final=False))
+    sittings = json.loads((study_dir / "tune.json").read_text())["sittings"]
+    drawn = next(t for t in report.study.trials if t.user_attrs["worker"] == "stopped:1")
+    assert [sitting["trials"] for sitting in sittings] == [1, int(drawn.state == TrialState.COMPLETE), 0]
+    assert sittings[0]["run"] == str(out / "best") and 0 < sittings[2]["seconds"] < 30
+    assert sittings[1]["seconds"] == pytest.approx(drawn.duration.total_seconds())
+    tuning.tune(log, base, study_dir, tuning.TuneOptions(0, final=False))          # another report: the same
+    assert json.loads((study_dir / "tune.json").read_text())["sittings"] == sittings
+
+
 def test_the_trials_table_says_why_a_trial_failed_and_gives_no_seconds_where_its_end_is_unknown(tmp_path, monkeypatch):
     base, out = run_config("caser", **SMALL), tmp_path / "out"
     study = tuning.tune(small_log(), base, out, tuning.TuneOptions(1, final=False)).study

@@ -225,7 +225,7 @@ def tune(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions
     if interrupts.received is not None:
         echo(f"interrupted ({interrupts.received}): writing the results of the trials so far")
     searched = time.perf_counter() - started
-    if count:
+    if count or interrupts.received is not None:             # a sitting whose only trial was cut took time too
         record_sitting(study, count, searched)
     paths = write_trials(study, out_dir, metric) + plot_history(study, out_dir / "history.png", metric)
     paths += plot_importance(study, out_dir / "importance.png", metric)
@@ -271,23 +271,34 @@ def sittings_of(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     return summary.get("sittings", [{"trials": summary["trials"]["here"], "seconds": summary["seconds"]["search"]}])
 
 
-def worker_sittings(study: optuna.Study) -> list[dict[str, Any]]:
-    """The sittings of a study whose processes wrote no summary (e.g. stopped from outside), one per process: its
-    trials that finished with a value, and the seconds from its first start to its last finish."""
-    done = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.datetime_start]
-    workers = dict.fromkeys(t.user_attrs.get("worker") for t in sorted(done, key=lambda t: t.datetime_start))
-    return [{"trials": len(mine), "seconds": (max(t.datetime_complete for t in mine)
-                                              - min(t.datetime_start for t in mine)).total_seconds()}
-            for mine in ([t for t in done if t.user_attrs.get("worker") == worker] for worker in workers)]
+def worker_sittings(study: optuna.Study, recorded: set[str]) -> list[dict[str, Any]]:
+    """The sittings of the processes of a study that recorded none of their own search (e.g. stopped from outside;
+    `recorded`: the workers that did), one per process, read from its trials that ended with a value or a reason
+    (a cut or failed one took time too; one failed for want of a heartbeat has no known end): the trials that
+    finished with a value, the seconds from its first start to its last end, and when it started."""
+    ended = sorted((t for t in study.trials if t.datetime_start and t.datetime_complete
+                    and (t.state in (TrialState.COMPLETE, TrialState.PRUNED) or "error" in t.user_attrs)
+                    and t.user_attrs.get("worker") not in recorded), key=lambda t: t.datetime_start)
+    workers = dict.fromkeys(t.user_attrs.get("worker") for t in ended)
+    return [{"trials": sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in mine),
+             "seconds": (max(t.datetime_complete for t in mine) - mine[0].datetime_start).total_seconds(),
+             "started": mine[0].datetime_start.astimezone(datetime.UTC).isoformat()}
+            for mine in ([t for t in ended if t.user_attrs.get("worker") == worker] for worker in workers)]
 
 
 def study_sittings(study: optuna.Study, earlier: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Every sitting of the study, in order: those that an earlier tune.json of it lists from before sittings were
-    kept in the study (they have no 'started'), then those the study keeps; where neither has any (its processes
-    were stopped from outside), one per process, read from its trials."""
+    """Every sitting of the study: those that an earlier tune.json of it lists from before sittings were kept in
+    the study (they have no 'started' and name no process, so nothing is read from the trials beside them), then,
+    in the order they started, those the study keeps and one per process that kept none of its search (stopped
+    from outside), read from its trials. A finished run read as a trial is a kept sitting of its own."""
     before = [s for s in sittings_of(earlier) if "started" not in s] if earlier.get("study") == study.study_name else []
-    kept = [study.user_attrs[key] for key in sorted(study.user_attrs) if key.startswith(SITTING)]
-    return before + kept or worker_sittings(study)
+    keys = sorted(key for key in study.user_attrs if key.startswith(SITTING))
+    kept = [study.user_attrs[key] for key in keys]
+    if before:
+        return before + kept
+    recorded = {key.rsplit(" ", 1)[1] for key, sitting in zip(keys, kept, strict=True) if "run" not in sitting}
+    read = {f"run {sitting['run']}" for sitting in kept if "run" in sitting}
+    return sorted(kept + worker_sittings(study, recorded | read), key=lambda sitting: sitting["started"])
 
 
 def write_summary(result: TuneResult, path: Path, options: TuneOptions) -> Path:
