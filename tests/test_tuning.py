@@ -263,7 +263,6 @@ def test_the_report_of_a_stopped_study_runs_no_trial_and_reads_its_sittings_from
     assert json.loads((out / "tune.json").read_text())["sittings"] == summary["sittings"]
 
 
-@pytest.mark.filterwarnings("ignore:Heartbeat of storage")           # ask() outside optimize, as a killed process
 def test_a_summary_counts_every_process_of_the_study_and_the_time_of_a_cut_trial(clean_search, tmp_path, monkeypatch):
     out, clean = clean_search
     torch.set_num_threads(1)
@@ -293,6 +292,7 @@ def test_a_summary_counts_every_process_of_the_study_and_the_time_of_a_cut_trial
     assert json.loads((study_dir / "tune.json").read_text())["sittings"] == sittings
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")           # ask() outside optimize, as a killed process
 def test_the_trials_table_says_why_a_trial_failed_and_gives_no_seconds_where_its_end_is_unknown(tmp_path, monkeypatch):
     base, out = run_config("caser", **SMALL), tmp_path / "out"
     study = tuning.tune(small_log(), base, out, tuning.TuneOptions(1, final=False)).study
