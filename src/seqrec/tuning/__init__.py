@@ -49,7 +49,7 @@ from seqrec.tuning.outputs import (
     write_toml,
     write_trials,
 )
-from seqrec.tuning.runs import RunTrial, add_run_trials, read_run
+from seqrec.tuning.runs import RunTrial, add_run_trials, read_run, run_worker
 from seqrec.tuning.space import (
     VALIDATED_SPLITS,
     base_trial,
@@ -276,11 +276,12 @@ def worker_sittings(study: optuna.Study, recorded: set[str]) -> list[dict[str, A
     `recorded`: the workers that did), one per process, read from its trials that ended with a value or a reason
     (a cut or failed one took time too; one failed for want of a heartbeat has no known end): the trials that
     finished with a value, the seconds from its first start to its last end, and when it started."""
+    valued = (TrialState.COMPLETE, TrialState.PRUNED)
     ended = sorted((t for t in study.trials if t.datetime_start and t.datetime_complete
-                    and (t.state in (TrialState.COMPLETE, TrialState.PRUNED) or "error" in t.user_attrs)
+                    and (t.state in valued or "error" in t.user_attrs)
                     and t.user_attrs.get("worker") not in recorded), key=lambda t: t.datetime_start)
     workers = dict.fromkeys(t.user_attrs.get("worker") for t in ended)
-    return [{"trials": sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in mine),
+    return [{"trials": sum(t.state in valued for t in mine),
              "seconds": (max(t.datetime_complete for t in mine) - mine[0].datetime_start).total_seconds(),
              "started": mine[0].datetime_start.astimezone(datetime.UTC).isoformat()}
             for mine in ([t for t in ended if t.user_attrs.get("worker") == worker] for worker in workers)]
@@ -297,7 +298,7 @@ def study_sittings(study: optuna.Study, earlier: Mapping[str, Any]) -> list[dict
     if before:
         return before + kept
     recorded = {key.rsplit(" ", 1)[1] for key, sitting in zip(keys, kept, strict=True) if "run" not in sitting}
-    read = {f"run {sitting['run']}" for sitting in kept if "run" in sitting}
+    read = {run_worker(sitting["run"]) for sitting in kept if "run" in sitting}
     return sorted(kept + worker_sittings(study, recorded | read), key=lambda sitting: sitting["started"])
 
 

@@ -84,6 +84,11 @@ def events_read_as(checksum: str, source: Mapping[str, Any]) -> str:
     return json.dumps({"sha256": checksum} | {k: v for k, v in source.items() if k != "path"}, sort_keys=True)
 
 
+def run_worker(folder: Path | str) -> str:
+    """The worker a finished run read as a trial is listed as: 'run FOLDER'."""
+    return f"run {folder}"
+
+
 def add_run_trials(study: optuna.Study, log: Interactions, space: Mapping[str, BaseDistribution],
                    runs: Sequence[RunTrial]) -> list[tuple[RunTrial, int]]:
     """Add each run as a finished trial of `study`, unless a trial of its settings is there already (queued,
@@ -96,7 +101,7 @@ def add_run_trials(study: optuna.Study, log: Interactions, space: Mapping[str, B
                               f"against {ours}")
         if trials_of_settings(study, run.params):
             continue
-        started, worker = run.finished - datetime.timedelta(seconds=run.train_seconds), f"run {run.folder}"
+        started, worker = run.finished - datetime.timedelta(seconds=run.train_seconds), run_worker(run.folder)
         study.add_trial(FrozenTrial(
             number=-1, trial_id=-1, state=TrialState.COMPLETE, value=run.value, values=None,
             datetime_start=started, datetime_complete=run.finished, params=run.params,
