@@ -8,13 +8,16 @@ import pytest
 import torch
 
 from seqrec.bundle import load_bundle, save_bundle
+from seqrec.config import TrainConfig
 from seqrec.errors import ConfigError
 from seqrec.evaluation.protocols import PROTOCOLS, candidate_mask
 from seqrec.export import export
+from seqrec.losses import softmax_loss
 from seqrec.models.registry import MODELS, PRESETS, build_model, model_config
 from seqrec.recommend import recommend
 from seqrec.settings import resolve_run_config
 from seqrec.training import REGIMES
+from seqrec.training.regimes import Batch, make_regime
 from tests.model_fixtures import NUM_ITEMS, NUM_USERS, B, batch, history, make, small_bundle
 
 
@@ -137,10 +140,27 @@ def test_masked_models_score_the_next_item_at_a_mask_after_the_history(name):
         all_positions = model.score_all_positions(users, asked)
         torch.testing.assert_close(model.score_positions(users, asked, items), all_positions.gather(2, items))
         torch.testing.assert_close(all_positions[:, -1], model.score_all(users, seqs))
+        where = torch.rand(B, L, generator=torch.Generator().manual_seed(5)) < 0.4
+        torch.testing.assert_close(model.score_all_positions(users, asked, where), all_positions[where])
         # bidirectional: the last item changes what every real position sees
         changed = asked.clone()
         changed[:, -2] = changed[:, -2] % NUM_ITEMS + 1
         assert not torch.allclose(model.score_all_positions(users, changed)[0, 0], all_positions[0, 0])
+
+
+@pytest.mark.parametrize("name", by_regime("masked"))
+def test_the_masked_full_softmax_scoring_hidden_positions_only_is_the_loss_over_all_positions(name):
+    model, (users, seqs) = make(name), batch(name)
+    regime = make_regime("masked", TrainConfig(loss="softmax", mask_prob=0.4), NUM_ITEMS)
+    scored, score_all_positions = [], model.score_all_positions
+    model.score_all_positions = lambda *args: scored.append(score_all_positions(*args)) or scored[-1]
+    with torch.no_grad():
+        loss = regime.batch_loss(model, Batch(users, seqs, seqs, None), np.random.default_rng(3))
+        hidden = torch.as_tensor(np.random.default_rng(3).random(tuple(seqs.shape)) < 0.4) & (seqs != 0)
+        asked = seqs.masked_fill(hidden, NUM_ITEMS + 1)
+        every = softmax_loss(score_all_positions(users, asked), (seqs * hidden).unsqueeze(2))
+    assert hidden.any() and not hidden.all() and scored[0].shape == (hidden.sum(), NUM_ITEMS + 1)
+    torch.testing.assert_close(loss, every)
 
 
 def test_counting_models_count_what_they_are_shown():

@@ -51,6 +51,14 @@ class PositionwiseRecommender(SequentialRecommender, Protocol):
         ...
 
 
+class MaskedRecommender(PositionwiseRecommender, Protocol):
+    """Regime "masked": its full softmax scores only the hidden positions, a share mask_prob of the real ones."""
+
+    def score_all_positions(self, users: Tensor, seqs: Tensor, where: Tensor | None = None) -> Tensor:
+        """As above; with where (B, L) bool, only the P positions it marks, in row order -> (P, num_items + 1)."""
+        ...
+
+
 class FactorisedRecommender(SequentialRecommender, Protocol):
     """A model whose scores are a product: score_all(users, seqs) = states @ weight.T + bias (ModelSpec.factorised).
 

@@ -5,7 +5,7 @@ more item row (index num_items + 1, the mask token) and an output bias:
 
     y_i = q_i . LN(x_B)[:, t] + b_i                   input and output item embeddings shared
 
-Training (regime "masked") hides random positions of a chunk and scores them
+Training (regime "masked") hides random positions of a chunk and scores them, and only them
 (`score_all_positions`); to predict the next item the history is shifted left by one and the
 mask token appended, and that last position is scored (`score_all`). Ignores users.
 """
@@ -49,8 +49,10 @@ class BERT4Rec(SASRec):
     def _scores(self, states: Tensor) -> Tensor:                                    # (..., num_items + 1)
         return states @ self.item_emb.weight[: self.mask_token].T + self.out_bias
 
-    def score_all_positions(self, users: Tensor, seqs: Tensor) -> Tensor:          # (B, L, num_items + 1)
-        return self._scores(self.states(seqs, seqs.size(1)))
+    def score_all_positions(self, users: Tensor, seqs: Tensor, where: Tensor | None = None) -> Tensor:
+        """(B, L, num_items + 1); with where (B, L) bool, only the P positions it marks: (P, num_items + 1)."""
+        states = self.states(seqs, seqs.size(1))                                     # (B, L, k)
+        return self._scores(states if where is None else states[where])
 
     def score_positions(self, users: Tensor, seqs: Tensor, items: Tensor) -> Tensor:  # (B, L, C)
         if items.dim() == 1:

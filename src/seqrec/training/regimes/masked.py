@@ -3,7 +3,8 @@
 Examples are chunks of L items (stride L, from the end of each training sequence). Per batch each
 real position is hidden with probability train.mask_prob: its input becomes the mask token
 (item index num_items + 1) and its target the hidden item; other positions have target 0 (no
-loss). The loss is then the positions regime's, over the hidden positions only.
+loss). The loss is then the positions regime's, over the hidden positions only; the full softmax
+scores those positions alone, (P, num_items + 1) instead of (B, L, num_items + 1).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from seqrec.data.sequences import Sequences, Windows, make_chunks
+from seqrec.losses import FULL_LOSSES
 from seqrec.training.regimes.base import Batch
 from seqrec.training.regimes.positions import PositionsRegime
 
@@ -30,3 +32,8 @@ class MaskedRegime(PositionsRegime):
         hidden &= items != 0                                                           # (B, L)
         masked = Batch(batch.users, items.masked_fill(hidden, self.num_items + 1), items * hidden, batch.negatives)
         return super().batch_loss(model, masked, rng)
+
+    def full_loss(self, model: nn.Module, users: Tensor, inputs: Tensor, targets: Tensor) -> Tensor:
+        hidden = targets != 0                                                          # (B, L)
+        scores = model.score_all_positions(users, inputs, hidden)                      # (P, num_items + 1)
+        return FULL_LOSSES[self.cfg.loss](scores, targets[hidden].unsqueeze(1), self.cfg.label_smoothing)

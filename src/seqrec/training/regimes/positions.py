@@ -33,11 +33,15 @@ class PositionsRegime(Regime):
             pos = model.score_positions(users, inputs, targets.unsqueeze(2))[valid][:, 0]   # (P,)
             cand = model.score_positions(users, inputs, shared.items)[valid]           # (P, C)
             return shared.loss(pos, cand, targets[valid])
-        if batch.negatives is None:                                                    # target 0 is ignored
-            scores = model.score_all_positions(users, inputs)                          # (B, L, num_items + 1)
-            return FULL_LOSSES[self.cfg.loss](scores, targets.unsqueeze(2), self.cfg.label_smoothing)
+        if batch.negatives is None:
+            return self.full_loss(model, users, inputs, targets)
         valid = targets != 0                                                           # (B, L)
         drawn = batch.negatives.view(len(targets), -1, self.cfg.num_negatives)[:, -targets.size(1):]  # (B, L, N)
         items = torch.cat([targets.unsqueeze(2), drawn], 2)                            # (B, L, 1 + N)
         scores = model.score_positions(users, inputs, items)[valid]                    # (P, 1 + N)
         return SAMPLED_LOSSES[self.cfg.loss](scores[:, :1], scores[:, 1:])
+
+    def full_loss(self, model: nn.Module, users: Tensor, inputs: Tensor, targets: Tensor) -> Tensor:
+        """The full softmax over every item at every position; a target 0 is left out of the mean."""
+        scores = model.score_all_positions(users, inputs)                              # (B, L, num_items + 1)
+        return FULL_LOSSES[self.cfg.loss](scores, targets.unsqueeze(2), self.cfg.label_smoothing)
