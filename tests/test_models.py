@@ -153,7 +153,12 @@ def test_the_masked_full_softmax_scoring_hidden_positions_only_is_the_loss_over_
     model, (users, seqs) = make(name), batch(name)
     regime = make_regime("masked", TrainConfig(loss="softmax", mask_prob=0.4), NUM_ITEMS)
     scored, score_all_positions = [], model.score_all_positions
-    model.score_all_positions = lambda *args: scored.append(score_all_positions(*args)) or scored[-1]
+
+    def recording(*args: torch.Tensor) -> torch.Tensor:                                # keeps what the regime scores
+        scored.append(score_all_positions(*args))
+        return scored[-1]
+
+    model.score_all_positions = recording
     with torch.no_grad():
         loss = regime.batch_loss(model, Batch(users, seqs, seqs, None), np.random.default_rng(3))
         hidden = torch.as_tensor(np.random.default_rng(3).random(tuple(seqs.shape)) < 0.4) & (seqs != 0)
