@@ -14,7 +14,6 @@ import torch
 from torch import Tensor, nn
 
 from seqrec.data.sequences import Sequences, Windows, make_chunks
-from seqrec.losses import FULL_LOSSES
 from seqrec.training.regimes.base import Batch
 from seqrec.training.regimes.positions import PositionsRegime
 
@@ -33,7 +32,7 @@ class MaskedRegime(PositionsRegime):
         masked = Batch(batch.users, items.masked_fill(hidden, self.num_items + 1), items * hidden, batch.negatives)
         return super().batch_loss(model, masked, rng)
 
-    def full_loss(self, model: nn.Module, users: Tensor, inputs: Tensor, targets: Tensor) -> Tensor:
+    def full_scores(self, model: nn.Module, users: Tensor, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        """The hidden positions only: scores (P, num_items + 1) and their targets (P, 1)."""
         hidden = targets != 0                                                          # (B, L)
-        scores = model.score_all_positions(users, inputs, hidden)                      # (P, num_items + 1)
-        return FULL_LOSSES[self.cfg.loss](scores, targets[hidden].unsqueeze(1), self.cfg.label_smoothing)
+        return model.score_all_positions(users, inputs, hidden), targets[hidden].unsqueeze(1)

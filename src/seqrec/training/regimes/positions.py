@@ -34,14 +34,15 @@ class PositionsRegime(Regime):
             cand = model.score_positions(users, inputs, shared.items)[valid]           # (P, C)
             return shared.loss(pos, cand, targets[valid])
         if batch.negatives is None:
-            return self.full_loss(model, users, inputs, targets)
+            scores, wanted = self.full_scores(model, users, inputs, targets)
+            return FULL_LOSSES[self.cfg.loss](scores, wanted, self.cfg.label_smoothing)
         valid = targets != 0                                                           # (B, L)
         drawn = batch.negatives.view(len(targets), -1, self.cfg.num_negatives)[:, -targets.size(1):]  # (B, L, N)
         items = torch.cat([targets.unsqueeze(2), drawn], 2)                            # (B, L, 1 + N)
         scores = model.score_positions(users, inputs, items)[valid]                    # (P, 1 + N)
         return SAMPLED_LOSSES[self.cfg.loss](scores[:, :1], scores[:, 1:])
 
-    def full_loss(self, model: nn.Module, users: Tensor, inputs: Tensor, targets: Tensor) -> Tensor:
-        """The full softmax over every item at every position; a target 0 is left out of the mean."""
-        scores = model.score_all_positions(users, inputs)                              # (B, L, num_items + 1)
-        return FULL_LOSSES[self.cfg.loss](scores, targets.unsqueeze(2), self.cfg.label_smoothing)
+    def full_scores(self, model: nn.Module, users: Tensor, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        """What the full softmax ranks: every item at every position (B, L, num_items + 1), and the targets
+        (B, L, 1), where a target 0 is left out of the mean."""
+        return model.score_all_positions(users, inputs), targets.unsqueeze(2)
