@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import tomllib
+import types
 from pathlib import Path
 
 import numpy as np
@@ -179,6 +180,28 @@ def test_pruning_stops_a_clearly_bad_trial(tmp_path):
     assert step < 5 and bad.intermediate_values[step] < good.intermediate_values[step]
     assert bad.params["train.lr"] == 1e-4
     assert "pruned" in (tmp_path / "out" / "trials.csv").read_text()
+
+
+def test_the_timeout_cuts_a_trial_still_training_at_the_end_of_its_epoch(tmp_path, monkeypatch):
+    now, trained = [0.0], tuning.train
+
+    def second_per_epoch(log, cfg, progress, search):      # the search's clock: each epoch takes 1 s
+        def tick(epoch: int, value: float) -> None:
+            now[0] += 1.0
+            search(epoch, value)
+        return trained(log, cfg, progress, search=tick)
+
+    monkeypatch.setattr(tuning, "train", second_per_epoch)
+    monkeypatch.setattr(tuning, "time", types.SimpleNamespace(perf_counter=lambda: now[0]))
+    base = run_config("caser", **(SMALL | {"train": {"epochs": 3, "batch_size": 128, "patience": 10}}))
+    options = tuning.TuneOptions(trials=3, timeout=4.5, prune=False, enqueue=(GOOD,), final=False)
+    result = tuning.tune(small_log(), base, tmp_path / "out", options)
+    done, cut = result.study.trials          # epochs end at 1, 2, 3 s, then at 4 and 5 s; no third trial starts
+    assert (done.state, sorted(done.intermediate_values)) == (TrialState.COMPLETE, [1, 2, 3])
+    assert (cut.state, sorted(cut.intermediate_values)) == (TrialState.FAIL, [1, 2])
+    assert cut.user_attrs["error"] == (f"cut at epoch 2 ({result.metric} {cut.intermediate_values[2]:.4f}): "
+                                       "the search's --timeout of 4.5 s had passed")
+    assert "cut at epoch 2" in (tmp_path / "out" / "trials.csv").read_text()
 
 
 def test_second_process_joins_a_running_study(tmp_path):

@@ -394,7 +394,8 @@ def tune(
     trials: Annotated[int | None, typer.Option(help="Trials this process runs (each process joining the study "
                                                     "runs its own; 0: write the stored study's report "
                                                     "only).")] = None,
-    timeout: Annotated[str | None, typer.Option(help="Start no new trial after this long: 1800, 30m, 2h.")] = None,
+    timeout: Annotated[str | None, typer.Option(help="Search this long: 1800, 30m, 2h (a trial still training then "
+                                                     "is cut at the end of its epoch).")] = None,
     metric: Annotated[str | None, typer.Option(help="Validation metric to maximise, e.g. ndcg@10 (default: "
                                                     "train.early_stopping_metric, else the protocol's).")] = None,
     params: Annotated[str | None, typer.Option(help="Sample only these settings, comma separated, e.g. "

@@ -160,7 +160,8 @@ def tune(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions
     """Search `base`'s model settings on `log`'s validation cases; write OUT/best.toml, OUT/trials.csv and .md,
     OUT/history.png and OUT/importance.png, OUT/tune.json, and (options.final) the best run in OUT/best.
 
-    Every trial trains with the run seed; `echo` gets one line per finished trial of this process.
+    Every trial trains with the run seed; `echo` gets one line per finished trial of this process. Past
+    options.timeout no trial starts, and one training is cut (failed) at the end of its next epoch.
     """
     base = search_base(base)
     space = search_space(base.model, options.params, options.fixed)
@@ -190,6 +191,9 @@ def tune(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions
                 pruned = trial.should_prune()
             if pruned:
                 raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+            if options.timeout is not None and time.perf_counter() - started > options.timeout:
+                raise SeqrecError(f"cut at epoch {epoch} ({metric} {value:.4f}): the search's --timeout of "
+                                  f"{duration(options.timeout)} had passed")
 
         try:
             settings = suggest(trial, space, base)
@@ -215,12 +219,15 @@ def tune(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions
     def finished(study: optuna.Study, trial: FrozenTrial) -> None:
         nonlocal count
         count += 1
-        echo(_trial_line(trial, study, metric, count, options, time.perf_counter() - started))
+        elapsed = time.perf_counter() - started
+        echo(_trial_line(trial, study, metric, count, options, elapsed))
+        if options.timeout is not None and elapsed >= options.timeout:
+            study.stop()
 
     # a trial cut by a signal raises KeyboardInterrupt out of the search, once Optuna has marked it failed
     with contextlib.suppress(KeyboardInterrupt), interrupts.installed():
         if options.trials != 0:
-            study.optimize(objective, n_trials=options.trials, timeout=options.timeout, catch=(SeqrecError,),
+            study.optimize(objective, n_trials=options.trials, catch=(SeqrecError,),
                            callbacks=[finished])
     if interrupts.received is not None:
         echo(f"interrupted ({interrupts.received}): writing the results of the trials so far")

@@ -32,7 +32,8 @@ class TuneOptions:
     """How long and where to search.
 
     trials: trials this process runs (0: none, only the report of the stored study, e.g. once its processes were
-    stopped); timeout: seconds after which it starts no new trial (either or both).
+    stopped); timeout: seconds after which it starts no new trial and cuts the one training at its next epoch's end
+    (either or both).
     storage: an Optuna storage URL (None: sqlite:///OUT/study.sqlite); study: its name (None: the model's).
     params: the search-space entries to sample (empty: all but `fixed`, e.g. the settings given as flags, which
     keep the base's value). prune: Optuna's MedianPruner on the per-epoch validation values, once `prune_after`
