@@ -160,8 +160,8 @@ def tune(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions
     """Search `base`'s model settings on `log`'s validation cases; write OUT/best.toml, OUT/trials.csv and .md,
     OUT/history.png and OUT/importance.png, OUT/tune.json, and (options.final) the best run in OUT/best.
 
-    Every trial trains with the run seed; `echo` gets one line per finished trial of this process. Past
-    options.timeout no trial starts, and one training is cut (failed) at the end of its next epoch.
+    Every trial trains with the run seed; `echo` gets one line per finished trial of this process. Once
+    options.timeout has passed no trial starts, and a trial still training is cut (failed) at the end of its epoch.
     """
     base = search_base(base)
     space = search_space(base.model, options.params, options.fixed)
@@ -181,6 +181,10 @@ def tune(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions
         _queue(study, params)
     _, primary, key = metric.split("/", 2)
     interrupts = SearchInterrupts(study)
+    started, count = time.perf_counter(), 0
+
+    def out_of_time() -> bool:
+        return options.timeout is not None and time.perf_counter() - started >= options.timeout
 
     def objective(trial: Trial) -> float:
         trial.set_user_attr("worker", WORKER)
@@ -191,7 +195,7 @@ def tune(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions
                 pruned = trial.should_prune()
             if pruned:
                 raise optuna.TrialPruned(f"pruned at epoch {epoch}")
-            if options.timeout is not None and time.perf_counter() - started > options.timeout:
+            if out_of_time():
                 raise SeqrecError(f"cut at epoch {epoch} ({metric} {value:.4f}): the search's --timeout of "
                                   f"{duration(options.timeout)} had passed")
 
@@ -214,21 +218,17 @@ def tune(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions
         trial.set_user_attr("best_epoch", result.best_epoch)
         return value
 
-    started, count = time.perf_counter(), 0
-
     def finished(study: optuna.Study, trial: FrozenTrial) -> None:
         nonlocal count
         count += 1
-        elapsed = time.perf_counter() - started
-        echo(_trial_line(trial, study, metric, count, options, elapsed))
-        if options.timeout is not None and elapsed >= options.timeout:
+        echo(_trial_line(trial, study, metric, count, options, time.perf_counter() - started))
+        if out_of_time():
             study.stop()
 
     # a trial cut by a signal raises KeyboardInterrupt out of the search, once Optuna has marked it failed
     with contextlib.suppress(KeyboardInterrupt), interrupts.installed():
         if options.trials != 0:
-            study.optimize(objective, n_trials=options.trials, catch=(SeqrecError,),
-                           callbacks=[finished])
+            study.optimize(objective, n_trials=options.trials, catch=(SeqrecError,), callbacks=[finished])
     if interrupts.received is not None:
         echo(f"interrupted ({interrupts.received}): writing the results of the trials so far")
     searched = time.perf_counter() - started
