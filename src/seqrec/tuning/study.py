@@ -32,7 +32,7 @@ class TuneOptions:
     """How long and where to search.
 
     trials: trials this process runs (0: none, only the report of the stored study, e.g. once its processes were
-    stopped); timeout: seconds after which it starts no new trial and cuts the one training at its next epoch's end
+    stopped); timeout: seconds after which no trial starts and one still training is cut at the end of its epoch
     (either or both).
     storage: an Optuna storage URL (None: sqlite:///OUT/study.sqlite); study: its name (None: the model's).
     params: the search-space entries to sample (empty: all but `fixed`, e.g. the settings given as flags, which
