@@ -12,7 +12,9 @@ MODEL:tuned-here) trains with every seed and is tested once. Finished searches
 (OUT/DATASET/tune/LABEL/best.toml) and finished runs (a run folder's metrics.json, else the record
 OUT/DATASET/compare.json keeps of a run with the same settings) are read back, and an
 interrupted run continues from its checkpoint, so an interrupted benchmark resumes where it stopped; with
---finished-only nothing is searched or trained, and the tables show what has finished and name the rest.
+--finished-only nothing is searched or trained, and the tables show the models whose every seed has finished
+and name the rest (compare.json keeps their finished seeds' records as "waiting", so a fresh checkout that
+lacks the run folders trains only the seeds left).
 Writes OUT/DATASET/compare.{json,md,png} and the README section `datasets` (one table per dataset, with how long
 each search took). Local copies of the datasets come from the usual variables ($SEQREC_DATA_DIR,
 $SEQREC_ML1M_DIR, ...).
@@ -44,11 +46,6 @@ TUNED = "markov,bprmf,gru4rec,sasrec,bert4rec,caser:tuned"
 def search_finished(out_dir: Path) -> bool:
     """Whether OUT holds a finished search (its summary and best settings)."""
     return (out_dir / "tune.json").is_file() and (out_dir / "best.toml").is_file()
-
-
-def runs_finished(out_dir: Path, label: str, config: RunConfig, seeds: list[int]) -> bool:
-    """Whether OUT holds the finished run of `config` for every seed."""
-    return all(experiments.recorded_run(out_dir, label, dataclasses.replace(config, seed=seed)) for seed in seeds)
 
 
 def tuned_config(log: Interactions, base: RunConfig, out_dir: Path, options: TuneOptions,
@@ -102,14 +99,22 @@ def benchmark(dataset: str, args: argparse.Namespace) -> str:
         else:
             configs[f"{label.partition(':')[0]}:tuned-here"] = config
         searches.append(f"{label} ({search})")
+    waiting: list[experiments.RunRecord] = []
     if args.finished_only:
-        missing += [label for label, config in configs.items() if not runs_finished(out_dir, label, config, seeds)]
-        configs = {label: config for label, config in configs.items() if label not in missing}
+        for label, config in list(configs.items()):
+            finished = [record for seed in seeds if (record := experiments.recorded_run(
+                out_dir, label, dataclasses.replace(config, seed=seed))) is not None]
+            if len(finished) < len(seeds):
+                del configs[label]
+                waiting += finished
+                done = f" (seed{'s' * (len(finished) > 1)} {', '.join(str(r.seed) for r in finished)} finished)"
+                missing.append(label + (done if finished else ""))
         if not configs:
             return f"#### {dataset}\n\nNothing has finished yet: {', '.join(missing)}.\n"
     table = experiments.run_grid(configs, seeds, log, out_dir, reuse=True,
                                  on_run=lambda label, seed, r: print(f"{dataset} {label} seed {seed}: "
                                                                      f"{r.timings['train_seconds']:.1f} s", flush=True))
+    table.waiting = waiting
     paths = experiments.write_comparison(table, out_dir)
     chart = paths[2].relative_to(REPO) if paths[2].is_relative_to(REPO) else paths[2]
     tuning = ("Searches on the validation cases (seed 0; trial 0 is the preset the search started from): "

@@ -46,9 +46,16 @@ def test_benchmark_tunes_runs_resumes_without_training_again_and_publishes_what_
     kept_table["runs"] = [run for run in kept_table["runs"] if (run["label"], run["seed"]) != ("markov", 1)]
     (dataset / "compare.json").write_text(json.dumps(kept_table))
     partial = run_benchmark(tmp_path, "--finished-only")            # nothing trains
-    assert "seed 1:" not in partial and "Not finished yet, so not shown: markov." in partial
+    assert "seed 1:" not in partial and "Not finished yet, so not shown: markov (seed 0 finished)." in partial
     shown = (dataset / "compare.md").read_text()
     assert "| markov |" not in shown and "| bprmf |" in shown and "| markov:tuned-here |" in shown
+    (dataset / "runs" / "markov" / "seed-0" / "metrics.json").unlink()  # the finished seed outlives its folder
+    assert [(run["label"], run["seed"]) for run in json.loads((dataset / "compare.json").read_text())["waiting"]] \
+        == [("markov", 0)]
+    assert "Not finished yet, so not shown: markov (seed 0 finished)." in run_benchmark(tmp_path, "--finished-only")
+    retrained = run_benchmark(tmp_path, "--tune", "")                # only the seed left trains
+    assert "synthetic-sessions markov seed 1:" in retrained and "markov seed 0:" not in retrained
+    assert "waiting" not in json.loads((dataset / "compare.json").read_text())
 
 
 def test_a_search_reads_the_finished_seed_0_run_of_its_preset_as_its_first_trial(tmp_path):

@@ -42,11 +42,13 @@ class RunRecord:
 
 @dataclass
 class GridTable:
-    """The records of a grid, in run order, and the protocol whose metrics the summary shows first."""
+    """The records of a grid, in run order, and the protocol whose metrics the summary shows first; `waiting`
+    keeps finished runs of models left out of the table until their other seeds finish (no summary)."""
 
     protocol: str
     num_sampled: int
     records: list[RunRecord] = field(default_factory=list)
+    waiting: list[RunRecord] = field(default_factory=list)
 
     @property
     def labels(self) -> list[str]:
@@ -69,8 +71,9 @@ class GridTable:
         return out
 
     def to_json(self) -> dict[str, Any]:
+        waiting = {"waiting": [dataclasses.asdict(r) for r in self.waiting]} if self.waiting else {}
         return {"protocol": self.protocol, "headline": list(self.headline()), "summary": self.summary(),
-                "runs": [dataclasses.asdict(r) for r in self.records]}
+                "runs": [dataclasses.asdict(r) for r in self.records]} | waiting
 
 
 def mean_std(values: Sequence[float]) -> dict[str, float]:
@@ -138,13 +141,15 @@ def finished_record(folder: Path, cfg: RunConfig, label: str) -> RunRecord | Non
 
 
 def recorded_run(out_dir: Path, label: str, cfg: RunConfig, stem: str = "compare") -> RunRecord | None:
-    """The finished run of `cfg` under OUT: its run folder's record, else the record OUT/STEM.json keeps of it
-    (a comparison's table outlives its run folders, e.g. in a fresh checkout where only the table was kept)."""
+    """The finished run of `cfg` under OUT: its run folder's record, else the record OUT/STEM.json keeps of it,
+    in its table or waiting (a comparison's table outlives its run folders, e.g. in a fresh checkout where only
+    the table was kept)."""
     record = finished_record(run_folder(out_dir, label, cfg.seed), cfg, label)
     table = out_dir / f"{stem}.json"
     if record is not None or not table.is_file():
         return record
-    kept = (RunRecord(**run) for run in json.loads(table.read_text())["runs"])
+    saved = json.loads(table.read_text())
+    kept = (RunRecord(**run) for run in saved["runs"] + saved.get("waiting", []))
     return next((run for run in kept if run.label == label and run.seed == cfg.seed
                  and same_settings(run.config, cfg)), None)
 
